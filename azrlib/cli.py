@@ -1,0 +1,52 @@
+"""The `azr` command line: one subcommand per job, each a thin wrapper around a library function.
+
+Each subcommand lives in the module that owns the logic. That module exposes
+`configure_parser(parser)` (adds its arguments) and `run_cli(args) -> int` (the exit code); the
+table below only names them, so `azr --help` stays fast (modules are imported on use).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "check-tasks": ("azrlib.tasks.check", "re-validate AZR-format task files (or CRUXEval) in the sandbox"),
+    "sandbox-info": ("azrlib.sandbox.info", "show which isolation layers the sandbox can use on this machine"),
+    "passk": ("azrlib.metrics.passk", "unbiased pass@k from per-sample results, optionally paired vs another model"),
+    "sparsity": ("azrlib.metrics.sparsity", "fraction of parameters unchanged between two checkpoints"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="azr",
+        description="azrlib: Absolute Zero self-play and the analyses of the self-play paper.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        sub.add_parser(name, help=help_text, description=help_text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv or argv[0] in ("-h", "--help"):
+        parser.print_help()
+        return 0
+    name = argv[0]
+    if name not in SUBCOMMANDS:
+        parser.error(f"unknown command {name!r}; choose from: {', '.join(SUBCOMMANDS)}")
+    module_name, help_text = SUBCOMMANDS[name]
+    module = importlib.import_module(module_name)
+    sub_parser = argparse.ArgumentParser(prog=f"azr {name}", description=help_text)
+    module.configure_parser(sub_parser)
+    args = sub_parser.parse_args(argv[1:])
+    return int(module.run_cli(args) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

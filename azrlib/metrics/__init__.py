@@ -1,0 +1,1 @@
+"""Measurements that read checkpoints and result files; they know nothing of the trainer."""

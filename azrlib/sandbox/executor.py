@@ -1,0 +1,513 @@
+"""Run model-written Python programs outside the trainer process, isolated, twice.
+
+`Executor` keeps a pool of long-lived sandbox interpreters (`zygote.py`), in two "families" with
+different string-hash seeds (and, being separate interpreters, different memory layouts). Every
+program runs once in each family; both canonical results must agree, else the program is
+nondeterministic (`random`, `time`, `id()`, set-of-strings order...) and is rejected. AZR instead
+calls the function twice inside one process, which misses hash-order and `id()` nondeterminism.
+
+Isolation, strongest available first (see `detect_isolation`): bubblewrap namespaces (no network,
+own pid namespace, read-only system, private tmpfs /tmp, scrubbed environment), a non-root uid per
+worker, Landlock (file system, TCP, signals), a seccomp filter (no fork/exec/sockets), rlimits
+(memory, CPU, file size, open files, processes). Timeouts SIGKILL the runner's process group; a
+dead worker is replaced and the caller gets a status, never a hang.
+
+Speed: programs that the static screen (`screen.py`) deems harmless share one forked runner per
+batch; the rest get a fork each. See benchmarks/bench_sandbox.py.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import os
+import random
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+
+from azrlib.sandbox.isolation import detect_isolation, SandboxUnavailable
+from azrlib.sandbox.screen import batch_safe
+
+STATUSES = ("ok", "error", "timeout", "crashed", "rejected")
+_ZYGOTE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "zygote.py")
+_READY_TIMEOUT_S = 60.0
+_WATCHDOG_GRACE_S = 5.0
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """Outcome of one program. `value` is the canonical repr of the return value (ok only)."""
+
+    status: str
+    value: str | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+@dataclass
+class _Job:
+    job_id: int
+    family: int
+    mode: str  # "batch" | "isolated"
+    items: list  # [i, kind, program, inputs, timeout]
+    received: int = 0
+
+
+@dataclass
+class _Worker:
+    index: int
+    family: int
+    proc: subprocess.Popen
+    ready: dict
+    tmp: str | None
+    job: _Job | None = None
+    buf: bytes = b""
+    last_progress: float = 0.0
+
+
+class Executor:
+    """A pool of sandbox interpreters. Use as a context manager:
+
+        with Executor(timeout_s=5.0) as ex:
+            ex.run("def f(a, b):\\n    return a * b", "'ab', 3").value  # "'ababab'"
+    """
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        timeout_s: float = 5.0,
+        *,
+        memory_mb: int = 1024,
+        file_mb: int = 16,
+        nproc: int = 64,
+        max_output_chars: int = 100_000,
+        batch_size: int = 64,
+        allow_weak_isolation: bool = False,
+        use_bwrap: bool | None = None,
+        seed: int = 0,
+        uid_base: int = 61000,
+    ):
+        self.timeout_s = float(timeout_s)
+        self.max_output_chars = int(max_output_chars)
+        self.batch_size = int(batch_size)
+        self._per_family = max(1, (workers or os.cpu_count() or 2) // 2)
+        self._limits = {"memory_bytes": int(memory_mb) << 20, "file_bytes": int(file_mb) << 20,
+                        "nproc": int(nproc)}
+        self._seed = int(seed)
+        self._rng = random.Random(seed)
+        self._uid_base = int(uid_base)
+        self._lock = threading.Lock()
+        self._job_counter = 0
+        self._workers: list[_Worker] = []
+        self._closed = False
+        caps = detect_isolation()
+        self._use_bwrap = caps["bubblewrap"] if use_bwrap is None else bool(use_bwrap and caps["bubblewrap"])
+        self._caps = caps
+        strong = self._use_bwrap or (caps["seccomp"] and (caps["landlock_abi"] > 0 or caps["can_switch_uid"]))
+        if not strong and not allow_weak_isolation:
+            raise SandboxUnavailable(
+                "no isolation beyond rlimits is available here: install bubblewrap "
+                "(Debian/Ubuntu: apt-get install bubblewrap) or run on a Linux kernel with Landlock "
+                "and seccomp; pass allow_weak_isolation=True to run model-written code anyway."
+            )
+        self.isolation: dict = {}
+        try:
+            for family in (0, 1):
+                for k in range(self._per_family):
+                    self._workers.append(self._spawn(len(self._workers), family))
+        except BaseException:
+            self.close()
+            raise
+        self.isolation = self._describe_isolation()
+
+    # ------------------------------------------------------------------ public API
+
+    def run(self, program: str, inputs: str, timeout_s: float | None = None) -> ExecResult:
+        """Run `f(<inputs>)` where `program` defines `f` and `inputs` is argument text."""
+        return self.run_many([(program, inputs)], timeout_s=timeout_s)[0]
+
+    def run_many(self, pairs, timeout_s: float | None = None) -> list[ExecResult]:
+        """Run many (program, inputs) pairs in parallel; results in input order."""
+        timeout = self.timeout_s if timeout_s is None else float(timeout_s)
+        items = [[i, "call", str(p), str(x), timeout] for i, (p, x) in enumerate(pairs)]
+        return self._execute(items, double=True)
+
+    def run_script(self, code: str, timeout_s: float | None = None) -> ExecResult:
+        """Run a whole script once; ok when it finishes without an exception."""
+        return self.run_scripts([code], timeout_s=timeout_s)[0]
+
+    def run_scripts(self, codes, timeout_s: float | None = None, double: bool = False) -> list[ExecResult]:
+        """Run whole scripts (test harnesses), once each unless `double`."""
+        timeout = self.timeout_s if timeout_s is None else float(timeout_s)
+        items = [[i, "script", str(c), "", timeout] for i, c in enumerate(codes)]
+        return self._execute(items, double=double)
+
+    def close(self) -> None:
+        self._closed = True
+        for w in self._workers:
+            self._kill_worker(w)
+        self._workers = []
+
+    def __enter__(self) -> "Executor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):  # best effort; workers also die with this process (PDEATHSIG)
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+    # ------------------------------------------------------------------ execution
+
+    def _execute(self, items: list, double: bool) -> list[ExecResult]:
+        if not items:
+            return []
+        if self._closed:
+            raise RuntimeError("the Executor is closed")
+        with self._lock:
+            families = (0, 1) if double else (0,)
+            modes = {it[0]: ("batch" if batch_safe(it[2], it[3]) else "isolated") for it in items}
+            runs = self._run_round(items, modes, families)
+            if not double:
+                return [runs[0][it[0]] for it in items]
+            final: dict[int, ExecResult] = {}
+            retry = []
+            for it in items:
+                a, b = runs[0][it[0]], runs[1][it[0]]
+                if _agree(a, b):
+                    final[it[0]] = a if a.seconds >= b.seconds else dataclasses.replace(a, seconds=b.seconds)
+                elif modes[it[0]] == "batch":
+                    retry.append(it)
+                else:
+                    final[it[0]] = _resolve(a, b)
+            if retry:
+                again = self._run_round(retry, {it[0]: "isolated" for it in retry}, families)
+                for it in retry:
+                    a, b = again[0][it[0]], again[1][it[0]]
+                    final[it[0]] = a if _agree(a, b) else _resolve(a, b)
+            return [final[it[0]] for it in items]
+
+    def _run_round(self, items: list, modes: dict, families) -> dict[int, dict[int, ExecResult]]:
+        """Run every item once in each family; returns {family: {i: result}}."""
+        results: dict[int, dict[int, ExecResult]] = {f: {} for f in families}
+        queue: collections.deque[_Job] = collections.deque()
+        for family in families:
+            for mode in ("batch", "isolated"):
+                chosen = [it for it in items if modes[it[0]] == mode]
+                if family == 1 and mode == "batch":
+                    # The second family sees batches in another order, so that a program that
+                    # poisons its runner harms different programs in the two runs.
+                    chosen = chosen[:]
+                    self._rng.shuffle(chosen)
+                size = self.batch_size if mode == "batch" else max(1, self.batch_size // 4)
+                for start in range(0, len(chosen), size):
+                    queue.append(self._new_job(family, mode, chosen[start:start + size]))
+        expected = len(items) * len(families)
+        got = 0
+        while got < expected:
+            for w in self._workers:
+                if w.job is None:
+                    job = _pop_for_family(queue, w.family)
+                    if job is not None:
+                        self._send(w, job)
+            busy = [w for w in self._workers if w.job is not None]
+            if not busy:
+                raise RuntimeError("sandbox scheduler stalled with work left")  # pragma: no cover
+            now = time.monotonic()
+            wait = min(self._deadline(w) for w in busy) - now
+            readable = select.select([w.proc.stdout for w in busy], [], [], max(0.0, min(wait, 1.0)))[0]
+            for w in busy:
+                if w.proc.stdout in readable:
+                    got += self._read(w, results, queue)
+            now = time.monotonic()
+            for w in list(self._workers):
+                if w.job is not None and now > self._deadline(w):
+                    got += self._fail_current(w, results, queue, "timeout",
+                                              "timed out (the worker stopped answering)")
+        return results
+
+    def _new_job(self, family: int, mode: str, items: list) -> _Job:
+        self._job_counter += 1
+        return _Job(self._job_counter, family, mode, [list(it) for it in items])
+
+    def _deadline(self, w: _Worker) -> float:
+        job = w.job
+        current = job.items[min(job.received, len(job.items) - 1)]
+        return w.last_progress + current[4] + _WATCHDOG_GRACE_S
+
+    def _send(self, w: _Worker, job: _Job) -> None:
+        w.job, w.buf, w.last_progress = job, b"", time.monotonic()
+        line = json.dumps({"job": job.job_id, "mode": job.mode, "items": job.items}) + "\n"
+        try:
+            w.proc.stdin.write(line.encode())
+            w.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass  # the read side sees EOF and fails the job's current item
+
+    def _read(self, w: _Worker, results: dict, queue) -> int:
+        try:
+            chunk = os.read(w.proc.stdout.fileno(), 1 << 20)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            why = _exit_text(w.proc)
+            return self._fail_current(w, results, queue, "crashed", f"sandbox worker died ({why})")
+        w.buf += chunk
+        got = 0
+        while b"\n" in w.buf:
+            line, w.buf = w.buf.split(b"\n", 1)
+            msg = json.loads(line)
+            job = w.job
+            if job is None or msg.get("job") != job.job_id:
+                continue
+            if msg.get("done"):
+                w.job = None
+                break
+            i = msg["i"]
+            results[job.family][i] = ExecResult(msg["status"], msg.get("value"), msg.get("error"),
+                                                float(msg.get("seconds", 0.0)))
+            job.received += 1
+            w.last_progress = time.monotonic()
+            got += 1
+        return got
+
+    def _fail_current(self, w: _Worker, results: dict, queue, status: str, error: str) -> int:
+        """The worker is dead or hung: record its current item, requeue the rest, replace it."""
+        job = w.job
+        w.job = None
+        self._kill_worker(w)
+        self._workers[self._workers.index(w)] = self._spawn(w.index, w.family)
+        if job is None or job.received >= len(job.items):
+            return 0
+        current = job.items[job.received]
+        results[job.family][current[0]] = ExecResult(status, None, error,
+                                                     round(time.monotonic() - w.last_progress, 6))
+        rest = job.items[job.received + 1:]
+        if rest:
+            queue.appendleft(self._new_job(job.family, job.mode, rest))
+        return 1
+
+    # ------------------------------------------------------------------ workers
+
+    def _spawn(self, index: int, family: int) -> _Worker:
+        caps = self._caps
+        uid = None
+        if caps["can_switch_uid"] and (self._use_bwrap or _world_readable(sys.base_prefix)):
+            uid = self._uid_base + (os.getpid() % 4000) * 8 + index % 8
+        tmp = None
+        python = os.path.realpath(sys.executable)
+        base_prefix = os.path.realpath(sys.base_prefix)
+        hash_seed = str(1 + 2 * self._seed + family)
+        env = {"PYTHONHASHSEED": hash_seed, "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8",
+               "PATH": "/usr/bin:/bin"}
+        worker_dir = os.path.dirname(_ZYGOTE)
+        config = dict(self._limits, uid=uid, gid=uid, max_output_chars=self.max_output_chars,
+                      seccomp=bool(caps["seccomp"]), landlock=int(caps["landlock_abi"]),
+                      in_namespace=self._use_bwrap)
+        if self._use_bwrap:
+            zygote = "/azr_worker/zygote.py"
+            config.update(tmp="/tmp", read_paths=["/usr", base_prefix, "/azr_worker"], write_paths=["/tmp"])
+            cmd = [caps["bwrap_path"], "--unshare-pid", "--unshare-net", "--unshare-ipc",
+                   "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent", "--new-session",
+                   "--cap-drop", "ALL"]
+            if uid is not None:
+                cmd += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_KILL"]
+            cmd += ["--ro-bind", "/usr", "/usr"]
+            for link in ("lib", "lib64", "bin", "sbin"):
+                target = os.path.join("/", link)
+                if os.path.islink(target):
+                    cmd += ["--symlink", os.readlink(target), target]
+                elif os.path.isdir(target):
+                    cmd += ["--ro-bind", target, target]
+            if not base_prefix.startswith("/usr/"):
+                # bwrap copies the modes of the parents it creates (e.g. /root 0700), which would
+                # lock the sandbox uid out of the interpreter: create them world-traversable.
+                for parent in _ancestors(base_prefix):
+                    cmd += ["--perms", "0755", "--dir", parent]
+                cmd += ["--ro-bind", base_prefix, base_prefix]
+            libdir = sysconfig.get_config_var("LIBDIR") or ""
+            if libdir and os.path.isdir(libdir) and not libdir.startswith(("/usr/", base_prefix)):
+                cmd += ["--ro-bind", libdir, libdir]
+            cmd += ["--ro-bind", worker_dir, "/azr_worker", "--proc", "/proc", "--dev", "/dev",
+                    "--perms", "1777", "--size", str(64 << 20), "--tmpfs", "/tmp", "--chdir", "/tmp",
+                    "--clearenv"]
+            for k, v in env.items():
+                cmd += ["--setenv", k, v]
+            cmd += [python, "-S", "-s", "-B", zygote, json.dumps(config)]
+            run_env = env
+        else:
+            tmp = tempfile.mkdtemp(prefix="azr-sandbox-")
+            os.chmod(tmp, 0o1777)
+            read_paths = sorted({"/usr", base_prefix, worker_dir, "/lib", "/lib64", "/bin"})
+            config.update(tmp=tmp, read_paths=read_paths, write_paths=[tmp])
+            cmd = [python, "-S", "-s", "-B", _ZYGOTE, json.dumps(config)]
+            run_env = env
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, env=run_env, cwd=tmp or "/",
+                                start_new_session=True, close_fds=True)
+        ready = self._await_ready(proc)
+        return _Worker(index, family, proc, ready, tmp, last_progress=time.monotonic())
+
+    def _await_ready(self, proc: subprocess.Popen) -> dict:
+        deadline = time.monotonic() + _READY_TIMEOUT_S
+        buf = b""
+        fd = proc.stdout.fileno()
+        while b"\n" not in buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                proc.kill()
+                raise SandboxUnavailable("a sandbox worker did not start within %.0f s" % _READY_TIMEOUT_S)
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise SandboxUnavailable(f"a sandbox worker exited at start ({_exit_text(proc)}); "
+                                         "run `azr sandbox-info` to see which isolation layer fails")
+            buf += chunk
+        line, rest = buf.split(b"\n", 1)
+        ready = json.loads(line)["ready"]
+        probe = ready.get("probe", {})
+        if "error" in probe:
+            proc.kill()
+            raise SandboxUnavailable(f"sandbox self-test failed: {probe['error']}")
+        if ready.get("seccomp") and not probe.get("fork_blocked"):
+            proc.kill()
+            raise SandboxUnavailable("the seccomp filter did not block fork in the self-test")
+        return ready
+
+    def _kill_worker(self, w: _Worker) -> None:
+        try:
+            os.killpg(w.proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        try:
+            w.proc.kill()
+        except OSError:
+            pass
+        for f in (w.proc.stdin, w.proc.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
+        try:
+            w.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            pass
+        if w.tmp:
+            _kill_uid_leftovers(w)
+            shutil.rmtree(w.tmp, ignore_errors=True)
+
+    def _describe_isolation(self) -> dict:
+        caps = self._caps
+        ready = self._workers[0].ready if self._workers else {}
+        probe = ready.get("probe", {})
+        sandbox_uid = probe.get("uid")
+        return {
+            "bubblewrap": self._use_bwrap,
+            "bubblewrap_version": caps.get("bwrap_version"),
+            "namespaces": ["pid", "net", "ipc", "uts", "mount"] if self._use_bwrap else [],
+            "readonly_system": self._use_bwrap or bool(ready.get("landlock_abi")),
+            "private_tmp": True,
+            "network": "none" if (self._use_bwrap or probe.get("inet_blocked")) else "host",
+            "seccomp": bool(ready.get("seccomp")) and bool(probe.get("fork_blocked")),
+            "landlock_abi": int(ready.get("landlock_abi") or 0),
+            "non_root_uid": sandbox_uid is not None and sandbox_uid != 0 and sandbox_uid != os.getuid(),
+            "sandbox_uid": sandbox_uid,
+            "rlimits": {"memory_mb": self._limits["memory_bytes"] >> 20,
+                        "file_mb": self._limits["file_bytes"] >> 20,
+                        "nproc": self._limits["nproc"], "nofile": 64, "cpu_s": "per batch"},
+            "double_run": "two interpreters, hash seeds %s"
+                          % sorted({w.ready.get("hash_seed") for w in self._workers}),
+            "workers": len(self._workers),
+            "weak": not (self._use_bwrap or (bool(ready.get("seccomp")) and (
+                bool(ready.get("landlock_abi")) or (sandbox_uid not in (None, 0, os.getuid()))))),
+        }
+
+
+def _ancestors(path: str) -> list[str]:
+    parts = path.strip("/").split("/")[:-1]
+    return ["/" + "/".join(parts[:k]) for k in range(1, len(parts) + 1)]
+
+
+def _world_readable(path: str) -> bool:
+    """Can another uid reach the interpreter's files (every parent directory traversable)?"""
+    path = os.path.realpath(path)
+    for p in _ancestors(path) + [path]:
+        try:
+            if not os.stat(p).st_mode & 0o005:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def _pop_for_family(queue, family: int):
+    for k, job in enumerate(queue):
+        if job.family == family:
+            del queue[k]
+            return job
+    return None
+
+
+def _error_type(r: ExecResult) -> str:
+    return (r.error or "").split(":", 1)[0]
+
+
+def _agree(a: ExecResult, b: ExecResult) -> bool:
+    if a.status != b.status:
+        return False
+    if a.status == "ok":
+        return a.value == b.value
+    if a.status in ("error", "rejected"):
+        return _error_type(a) == _error_type(b)
+    return True
+
+
+def _resolve(a: ExecResult, b: ExecResult) -> ExecResult:
+    """Two isolated runs disagree: the worst outcome wins, else the program is nondeterministic."""
+    seconds = max(a.seconds, b.seconds)
+    for status in ("timeout", "crashed"):
+        for r in (a, b):
+            if r.status == status:
+                return dataclasses.replace(r, seconds=seconds)
+    shown = [r.value if r.status == "ok" else f"{r.status}: {r.error}" for r in (a, b)]
+    return ExecResult("rejected", None,
+                      f"nondeterministic: run 1 gave {shown[0]!s:.80}, run 2 gave {shown[1]!s:.80}", seconds)
+
+
+def _exit_text(proc: subprocess.Popen) -> str:
+    try:
+        rc = proc.wait(timeout=2)
+    except subprocess.TimeoutExpired:
+        return "still running"
+    return f"signal {-rc}" if rc < 0 else f"exit status {rc}"
+
+
+def _kill_uid_leftovers(w: _Worker) -> None:
+    """Without bubblewrap there is no pid namespace to tear down; seccomp already forbids forks,
+    and this sweeps the worker's sandbox uid for stragglers as a last resort."""
+    uid = (w.ready.get("probe") or {}).get("uid")
+    if uid in (None, 0, os.getuid()):
+        return
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{pid}").st_uid == uid:
+                os.kill(int(pid), signal.SIGKILL)
+        except OSError:
+            pass
