@@ -322,6 +322,7 @@ class Executor:
                       in_namespace=self._use_bwrap)
         if self._use_bwrap:
             zygote = "/azr_worker/zygote.py"
+            env["TMPDIR"] = "/tmp"
             config.update(tmp="/tmp", read_paths=["/usr", base_prefix, "/azr_worker"], write_paths=["/tmp"])
             cmd = [caps["bwrap_path"], "--unshare-pid", "--unshare-net", "--unshare-ipc",
                    "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent", "--new-session",
@@ -355,6 +356,7 @@ class Executor:
             tmp = tempfile.mkdtemp(prefix="azr-sandbox-")
             os.chmod(tmp, 0o1777)
             read_paths = sorted({"/usr", base_prefix, worker_dir, "/lib", "/lib64", "/bin"})
+            env["TMPDIR"] = tmp
             config.update(tmp=tmp, read_paths=read_paths, write_paths=[tmp])
             cmd = [python, "-S", "-s", "-B", _ZYGOTE, json.dumps(config)]
             run_env = env

@@ -654,8 +654,10 @@ def main():
     if CONFIG["seccomp"] and _SECCOMP is None:
         CONFIG["seccomp"] = False
     max_chars = CONFIG["max_output_chars"]
+    # Programs must not see which family they run in: the two runs get identical environments.
+    hash_seed = os.environ.pop("PYTHONHASHSEED", None)
     probe = _self_test(max_chars)
-    _emit({"ready": {"pid": os.getpid(), "hash_seed": os.environ.get("PYTHONHASHSEED"),
+    _emit({"ready": {"pid": os.getpid(), "hash_seed": hash_seed,
                      "landlock_abi": CONFIG["landlock"], "seccomp": CONFIG["seccomp"], "probe": probe}})
     stdin = sys.stdin.buffer
     for line in stdin:
