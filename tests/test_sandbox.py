@@ -333,7 +333,7 @@ def test_runner_restarts_when_a_batch_program_taints_it(ex, baseline):
     patch = prog("import builtins\nbuiltins.len = lambda x: 42\nreturn 1")
     clean = prog("return len(s)", "s")
     items = [[0, "call", patch, "", 2.0]] + [[k, "call", clean, "'abc'", 2.0] for k in range(1, 10)]
-    runs = ex._run_round(items, {it[0]: "batch" for it in items}, (0, 1))
+    runs = ex._run_round(items, "shared", (0, 1))
     for fam in (0, 1):
         assert [runs[fam][k].value for k in range(1, 10)] == ["3"] * 9
 

@@ -34,8 +34,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from azrlib.sandbox.isolation import detect_isolation, SandboxUnavailable
-from azrlib.sandbox.screen import batch_safe
+from azrlib.sandbox.isolation import SandboxUnavailable, detect_isolation
 
 STATUSES = ("ok", "error", "timeout", "crashed", "rejected")
 _ZYGOTE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "zygote.py")
@@ -61,9 +60,13 @@ class ExecResult:
 class _Job:
     job_id: int
     family: int
-    mode: str  # "batch" | "isolated"
+    mode: str  # "batch": the zygote's screen decides; "isolated": a fork per item, in order;
+    #            "shared": one runner for all (tests of the runner's own taint check)
     items: list  # [i, kind, program, inputs, timeout]
-    received: int = 0
+    pending: set = dataclasses.field(default_factory=set)
+
+    def __post_init__(self):
+        self.pending = {it[0] for it in self.items}
 
 
 @dataclass
@@ -94,7 +97,7 @@ class Executor:
         file_mb: int = 16,
         nproc: int = 64,
         max_output_chars: int = 100_000,
-        batch_size: int = 64,
+        batch_size: int = 256,
         allow_weak_isolation: bool = False,
         use_bwrap: bool | None = None,
         seed: int = 0,
@@ -182,8 +185,7 @@ class Executor:
             raise RuntimeError("the Executor is closed")
         with self._lock:
             families = (0, 1) if double else (0,)
-            modes = {it[0]: ("batch" if batch_safe(it[2], it[3]) else "isolated") for it in items}
-            runs = self._run_round(items, modes, families)
+            runs = self._run_round(items, "batch", families)
             if not double:
                 return [runs[0][it[0]] for it in items]
             final: dict[int, ExecResult] = {}
@@ -192,32 +194,31 @@ class Executor:
                 a, b = runs[0][it[0]], runs[1][it[0]]
                 if _agree(a, b):
                     final[it[0]] = a if a.seconds >= b.seconds else dataclasses.replace(a, seconds=b.seconds)
-                elif modes[it[0]] == "batch":
-                    retry.append(it)
                 else:
-                    final[it[0]] = _resolve(a, b)
+                    retry.append(it)  # a runner shared with a poisoning program, or truly nondeterministic
             if retry:
-                again = self._run_round(retry, {it[0]: "isolated" for it in retry}, families)
+                again = self._run_round(retry, "isolated", families)
                 for it in retry:
                     a, b = again[0][it[0]], again[1][it[0]]
                     final[it[0]] = a if _agree(a, b) else _resolve(a, b)
             return [final[it[0]] for it in items]
 
-    def _run_round(self, items: list, modes: dict, families) -> dict[int, dict[int, ExecResult]]:
+    def _run_round(self, items: list, mode: str, families) -> dict[int, dict[int, ExecResult]]:
         """Run every item once in each family; returns {family: {i: result}}."""
         results: dict[int, dict[int, ExecResult]] = {f: {} for f in families}
         queue: collections.deque[_Job] = collections.deque()
+        size = max(1, min(self.batch_size, -(-len(items) // self._per_family)))
+        if mode == "isolated":
+            size = max(1, min(size, 16))
         for family in families:
-            for mode in ("batch", "isolated"):
-                chosen = [it for it in items if modes[it[0]] == mode]
-                if family == 1 and mode == "batch":
-                    # The second family sees batches in another order, so that a program that
-                    # poisons its runner harms different programs in the two runs.
-                    chosen = chosen[:]
-                    self._rng.shuffle(chosen)
-                size = self.batch_size if mode == "batch" else max(1, self.batch_size // 4)
-                for start in range(0, len(chosen), size):
-                    queue.append(self._new_job(family, mode, chosen[start:start + size]))
+            chosen = items
+            if family == 1:
+                # The second family sees the items in another order, so that a program that
+                # poisons a shared runner harms different programs in the two runs.
+                chosen = items[:]
+                self._rng.shuffle(chosen)
+            for start in range(0, len(chosen), size):
+                queue.append(self._new_job(family, mode, chosen[start:start + size]))
         expected = len(items) * len(families)
         got = 0
         while got < expected:
@@ -247,9 +248,7 @@ class Executor:
         return _Job(self._job_counter, family, mode, [list(it) for it in items])
 
     def _deadline(self, w: _Worker) -> float:
-        job = w.job
-        current = job.items[min(job.received, len(job.items) - 1)]
-        return w.last_progress + current[4] + _WATCHDOG_GRACE_S
+        return w.last_progress + max(it[4] for it in w.job.items) + _WATCHDOG_GRACE_S
 
     def _send(self, w: _Worker, job: _Job) -> None:
         w.job, w.buf, w.last_progress = job, b"", time.monotonic()
@@ -270,38 +269,47 @@ class Executor:
             return self._fail_current(w, results, queue, "crashed", f"sandbox worker died ({why})")
         w.buf += chunk
         got = 0
-        while b"\n" in w.buf:
-            line, w.buf = w.buf.split(b"\n", 1)
-            msg = json.loads(line)
-            job = w.job
-            if job is None or msg.get("job") != job.job_id:
-                continue
-            if msg.get("done"):
-                w.job = None
+        job = w.job
+        lines = w.buf.split(b"\n")
+        w.buf = lines.pop()
+        for line in lines:
+            if job is None:
                 break
-            i = msg["i"]
-            results[job.family][i] = ExecResult(msg["status"], msg.get("value"), msg.get("error"),
-                                                float(msg.get("seconds", 0.0)))
-            job.received += 1
+            i, result = _parse_result(line)
+            if i is None:
+                if result == job.job_id:  # {"done": job_id}
+                    for k in sorted(job.pending):  # the zygote skipped nothing, unless broken
+                        results[job.family][k] = ExecResult("crashed", None, "no result reported", 0.0)
+                        got += 1
+                    w.job = job = None
+                continue
+            if i not in job.pending:
+                continue
+            job.pending.discard(i)
+            results[job.family][i] = result
             w.last_progress = time.monotonic()
             got += 1
         return got
 
     def _fail_current(self, w: _Worker, results: dict, queue, status: str, error: str) -> int:
-        """The worker is dead or hung: record its current item, requeue the rest, replace it."""
+        """The worker died or hung. Its unreported items are re-run one fork each; in that mode
+        the zygote works in item order, so the first unreported item is the culprit."""
         job = w.job
         w.job = None
         self._kill_worker(w)
         self._workers[self._workers.index(w)] = self._spawn(w.index, w.family)
-        if job is None or job.received >= len(job.items):
+        if job is None or not job.pending:
             return 0
-        current = job.items[job.received]
-        results[job.family][current[0]] = ExecResult(status, None, error,
-                                                     round(time.monotonic() - w.last_progress, 6))
-        rest = job.items[job.received + 1:]
+        rest = [it for it in job.items if it[0] in job.pending]
+        got = 0
+        if job.mode == "isolated":
+            culprit = rest.pop(0)
+            results[job.family][culprit[0]] = ExecResult(status, None, error,
+                                                         round(time.monotonic() - w.last_progress, 6))
+            got = 1
         if rest:
-            queue.appendleft(self._new_job(job.family, job.mode, rest))
-        return 1
+            queue.appendleft(self._new_job(job.family, "isolated", rest))
+        return got
 
     # ------------------------------------------------------------------ workers
 
@@ -455,6 +463,27 @@ def _world_readable(path: str) -> bool:
         except OSError:
             return False
     return True
+
+
+def _parse_result(line: bytes):
+    """(i, ExecResult) for a result line, (None, job_id) for a done line, (None, None) if junk.
+    Result lines come from untrusted runners: everything is type-checked."""
+    try:
+        msg = json.loads(line)
+    except ValueError:
+        msg = None
+    if not isinstance(msg, dict):
+        return None, None
+    if "done" in msg:
+        return None, msg["done"]
+    i, status, value, error, seconds = (msg.get(k) for k in ("i", "status", "value", "error", "seconds"))
+    if type(i) is not int:
+        return None, None
+    if (status not in STATUSES or not isinstance(value, (str, type(None)))
+            or not isinstance(error, (str, type(None))) or not isinstance(seconds, (int, float))
+            or (status == "ok" and error is not None) or (status != "ok" and value is not None)):
+        return i, ExecResult("crashed", None, "the runner wrote a malformed result", 0.0)
+    return i, ExecResult(status, value, error, float(seconds))
 
 
 def _pop_for_family(queue, family: int):

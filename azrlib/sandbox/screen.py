@@ -36,47 +36,59 @@ def batch_safe(program: str, inputs: str = "") -> bool:
         call = ast.parse("f(" + inputs + "\n)", mode="eval")
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return True  # fails to compile in the runner too, touching nothing
-    return _clean(tree) and _clean(call)
+    return batch_safe_trees(tree, call)
 
 
-def _clean(tree: ast.AST) -> bool:
+def batch_safe_trees(*trees: ast.AST) -> bool:
+    """The screen on already parsed trees (the sandbox worker parses once, screens, compiles)."""
     imported: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
-            if node.__class__ is ast.ImportFrom and node.level:
+    value_uses: set[str] = set()  # names used as plain values (not `x.attr`, not `x(...)`)
+    A = ast
+    stack: list = [(t, None) for t in trees]
+    while stack:
+        node, parent = stack.pop()
+        t = type(node)
+        if t is A.Name:
+            name = node.id
+            if name in RISKY_NAMES or name.startswith("__"):
                 return False
-            if any(n not in BATCH_SAFE_MODULES for n in names):
-                return False
-            imported.update((a.asname or a.name).split(".")[0] for a in node.names)
-        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            if not (type(parent) is A.Attribute and parent.value is node
+                    or type(parent) is A.Call and parent.func is node):
+                value_uses.add(name)
             continue
-        elif isinstance(node, ast.Name):
-            if node.id in RISKY_NAMES or node.id.startswith("__"):
-                return False
-        elif isinstance(node, ast.Attribute):
+        if t is A.Attribute:
             if node.attr.startswith("_"):
                 return False
-            if isinstance(node.ctx, (ast.Store, ast.Del)) and not _is_self_attr(node):
+            if type(node.ctx) is not A.Load and not _is_self_attr(node):
                 return False
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
-            defaults = list(node.args.defaults) + [d for d in node.args.kw_defaults if d is not None]
-            if any(not _is_literal(d) for d in defaults):
-                return False
-        elif isinstance(node, (ast.AsyncFunctionDef, ast.Await, ast.AsyncFor, ast.AsyncWith)):
-            return False
-    if imported:
-        # A module object used as a value (aliased, passed, stored) escapes the screen.
-        for node in ast.walk(tree):
-            for child in ast.iter_child_nodes(node):
-                if isinstance(child, ast.Name) and child.id in imported and not (
-                    isinstance(node, ast.Attribute) and node.value is child
-                    or isinstance(node, ast.Call) and node.func is child
-                ):
-                    if isinstance(node, (ast.Import, ast.ImportFrom, ast.alias)):
-                        continue
+        elif t is A.Import or t is A.ImportFrom:
+            if t is A.ImportFrom:
+                if node.level or node.module not in BATCH_SAFE_MODULES:
                     return False
-    return True
+            elif any(a.name not in BATCH_SAFE_MODULES for a in node.names):
+                return False
+            imported.update((a.asname or a.name).split(".")[0] for a in node.names)
+            continue
+        elif t is A.FunctionDef or t is A.Lambda:
+            args = node.args
+            for d in args.defaults + [d for d in args.kw_defaults if d is not None]:
+                if not _is_literal(d):
+                    return False
+        elif t in _ASYNC:
+            return False
+        for field in node._fields:
+            value = getattr(node, field, None)
+            if type(value) is list:
+                for v in value:
+                    if isinstance(v, A.AST):
+                        stack.append((v, node))
+            elif isinstance(value, A.AST):
+                stack.append((value, node))
+    # A module object used as a value (aliased, passed, stored) escapes the screen.
+    return not (imported & value_uses)
+
+
+_ASYNC = (ast.AsyncFunctionDef, ast.Await, ast.AsyncFor, ast.AsyncWith)
 
 
 def _is_self_attr(node: ast.Attribute) -> bool:

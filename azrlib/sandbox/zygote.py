@@ -4,11 +4,13 @@ available) and imports nothing from azrlib: it runs with `python -S -s -B`, stdl
 
 Protocol (JSON lines). Parent -> zygote on stdin: one job per line,
   {"job": id, "mode": "batch"|"isolated", "items": [[i, kind, program, inputs, timeout_s], ...]}
-Zygote -> parent on stdout: {"ready": {...}} once, then per item
-  {"job": id, "i": i, "status": ..., "value": ..., "error": ..., "seconds": ...}
-and {"job": id, "done": true} when a job is finished.
+Zygote -> parent on stdout: {"ready": {...}} once, then per item, in any order,
+  {"i": i, "status": ..., "value": ..., "error": ..., "seconds": ..., ...}
+and {"done": id} when a job is finished. Result lines written by a runner are forwarded as they
+are (the parent validates them), so the zygote does little per item.
 
-Inside a job the zygote forks one child per batch ("batch" mode) or per item ("isolated" mode).
+Inside a job the zygote forks one child for all items that the static screen (`screen.py`) lets
+share a runner, and one child per item for the rest ("isolated" mode forces the latter).
 The child drops to its own uid, sets rlimits, applies Landlock and a seccomp filter (no fork, no
 exec, no sockets but AF_UNIX), then runs the items in order, writing one JSON line per item to a
 private pipe. The zygote enforces each item's wall-clock timeout by SIGKILLing the child's process
@@ -27,6 +29,10 @@ import signal
 import struct
 import sys
 import time
+
+import ast
+
+from screen import batch_safe_trees  # stdlib-only module beside this file
 
 # Modules loaded before any fork so that programs' imports are cheap. Programs that import anything
 # else, or touch module state, are sent to isolated mode by the parent's static screen.
@@ -361,13 +367,16 @@ def _tainted(snapshot, modules_before):
     return False
 
 
-def _run_one(kind, program, inputs, max_chars):
+def _run_one(kind, program, inputs, max_chars, compiled=None):
     """Returns (status, value, error). Runs in the child only."""
     g = {"__name__": "__main__", "__builtins__": builtins}
     try:
-        code = compile(program, "<program>", "exec")
-        if kind == "call":
-            call = compile("f(" + inputs + "\n)", "<input>", "eval")
+        if compiled is not None:
+            code, call = compiled
+        else:
+            code = compile(program, "<program>", "exec")
+            if kind == "call":
+                call = compile("f(" + inputs + "\n)", "<input>", "eval")
         exec(code, g)
         if kind == "script":
             return "ok", None, None
@@ -403,14 +412,14 @@ def child_main(items, write_fd, max_chars):
     out = _enter_child(write_fd, len(items), sum(it[4] for it in items))
     snapshot = _builtins_snapshot()
     modules_before = {n: sys.modules[n] for n in PRELOAD if n in sys.modules}
-    for i, kind, program, inputs, _timeout in items:
+    for item in items:
+        i, kind, program, inputs = item[:4]
         t0 = time.perf_counter()
-        status, value, error = _run_one(kind, program, inputs, max_chars)
-        msg = {"i": i, "status": status, "value": value, "error": error,
-               "seconds": round(time.perf_counter() - t0, 6)}
+        status, value, error = _run_one(kind, program, inputs, max_chars, item[5] if len(item) > 5 else None)
         restart = _tainted(snapshot, modules_before) or error is not None and error.startswith("MemoryError")
-        if restart:
-            msg["restart"] = True
+        # Key order matters: the zygote checks the '{"i": N, ' prefix and the restart suffix.
+        msg = {"i": i, "status": status, "value": value, "error": error,
+               "seconds": round(time.perf_counter() - t0, 6), "restart": restart}
         data = (json.dumps(msg) + "\n").encode()
         view = memoryview(data)
         while view:
@@ -423,10 +432,7 @@ def child_main(items, write_fd, max_chars):
 # ----------------------------------------------------------------------------- the zygote
 
 def _emit(obj):
-    data = (json.dumps(obj) + "\n").encode()
-    view = memoryview(data)
-    while view:
-        view = view[os.write(1, view):]
+    _write_all((json.dumps(obj) + "\n").encode())
 
 
 def _kill_group(pid):
@@ -472,8 +478,41 @@ def _fork_runner(items, max_chars):
     return pid, r
 
 
-def run_items(job, items, isolated, max_chars):
-    """Run items in forked children; emit one result per item, in order."""
+def run_items(items, mode, max_chars):
+    """Run items in forked children and write one result line per item to stdout (any order).
+
+    In "batch" mode items the static screen passes share one runner and the others get a runner
+    each; "isolated" gives every item its own runner, "shared" puts all in one (for tests)."""
+    if mode == "isolated":
+        shared, alone = [], list(items)
+    elif mode == "shared":
+        shared, alone = list(items), []
+    else:
+        shared, alone = [], []
+        for it in items:
+            (shared if it[1] == "call" and _prepare(it) else alone).append(it)
+    if shared:
+        _run_in_runners(shared, False, max_chars)
+    if alone:
+        _run_in_runners(alone, True, max_chars)
+    _clean_tmp()
+
+
+def _prepare(item):
+    """Parse once, screen the trees, and compile them for the runner (which inherits the code
+    objects through fork). Returns whether the item may share a runner. Compiling executes
+    nothing; a program that does not compile is left for the runner to report."""
+    try:
+        tree = ast.parse(item[2])
+        call = ast.parse("f(" + item[3] + "\n)", mode="eval")
+        safe = batch_safe_trees(tree, call)
+        item.append((compile(tree, "<program>", "exec"), compile(call, "<input>", "eval")))
+        return safe
+    except (SyntaxError, ValueError, RecursionError, MemoryError, TypeError, OverflowError):
+        return True
+
+
+def _run_in_runners(items, isolated, max_chars):
     max_line = max_chars + MAX_MESSAGE_BYTES_EXTRA
     pending = list(items)
     while pending:
@@ -482,52 +521,46 @@ def run_items(job, items, isolated, max_chars):
         buf = b""
         done = 0
         started = time.monotonic()
-        ended = False
         try:
-            while done < len(batch) and not ended:
-                timeout = batch[done][4]
-                left = started + timeout - time.monotonic()
-                ready = select.select([r], [], [], max(left, 0))[0] if left > 0 else []
-                if not ready:
+            while done < len(batch):
+                item = batch[done]
+                left = started + item[4] - time.monotonic()
+                if left <= 0 or not select.select([r], [], [], left)[0]:
                     _kill_group(pid)
                     pid = None
-                    _emit({"job": job, "i": batch[done][0], "status": "timeout", "value": None,
-                           "error": "timed out after %.3g s" % timeout, "seconds": round(time.monotonic() - started, 6)})
+                    _emit_result(item[0], "timeout", "timed out after %.3g s" % item[4], time.monotonic() - started)
                     done += 1
                     break
                 chunk = os.read(r, 1 << 16)
                 if not chunk:
                     why = _exit_description(pid)
                     pid = None
-                    _emit({"job": job, "i": batch[done][0], "status": "crashed", "value": None,
-                           "error": why, "seconds": round(time.monotonic() - started, 6)})
+                    _emit_result(item[0], "crashed", why, time.monotonic() - started)
                     done += 1
                     break
                 buf += chunk
-                while b"\n" in buf and done < len(batch):
-                    line, buf = buf.split(b"\n", 1)
-                    msg = _checked_message(line, batch[done][0])
-                    if msg is None:
-                        _kill_group(pid)
-                        pid = None
-                        _emit({"job": job, "i": batch[done][0], "status": "crashed", "value": None,
-                               "error": "the runner wrote a malformed result", "seconds": 0.0})
-                        done += 1
-                        ended = True
+                restart = False
+                while done < len(batch):
+                    nl = buf.find(b"\n")
+                    if nl < 0:
                         break
-                    restart = bool(msg.pop("restart", False))
-                    msg["job"] = job
-                    _emit(msg)
+                    line, buf = buf[:nl + 1], buf[nl + 1:]
+                    # The runner is untrusted: only the item number is checked here (the parent
+                    # parses and type-checks every line); a line for another item is a crash.
+                    if not line.startswith(b'{"i": %d, ' % batch[done][0]):
+                        restart = True
+                        _emit_result(batch[done][0], "crashed", "the runner wrote a malformed result", 0.0)
+                    else:
+                        restart = line.endswith(b'"restart": true}\n')
+                        _write_all(line)
                     done += 1
                     started = time.monotonic()
                     if restart:
-                        ended = True
                         break
+                if restart:
+                    break
                 if len(buf) > max_line:
-                    _kill_group(pid)
-                    pid = None
-                    _emit({"job": job, "i": batch[done][0], "status": "crashed", "value": None,
-                           "error": "the runner wrote an oversized result", "seconds": 0.0})
+                    _emit_result(batch[done][0], "crashed", "the runner wrote an oversized result", 0.0)
                     done += 1
                     break
         finally:
@@ -535,29 +568,16 @@ def run_items(job, items, isolated, max_chars):
             if pid is not None:
                 _kill_group(pid)
         pending = pending[done:]
-    _clean_tmp()
 
 
-def _checked_message(line, expected_i):
-    try:
-        msg = json.loads(line)
-    except ValueError:
-        return None
-    if not isinstance(msg, dict) or msg.get("i") != expected_i:
-        return None
-    status = msg.get("status")
-    if status not in ("ok", "error", "rejected"):
-        return None
-    value, error = msg.get("value"), msg.get("error")
-    if not (value is None or isinstance(value, str)) or not (error is None or isinstance(error, str)):
-        return None
-    seconds = msg.get("seconds")
-    if not isinstance(seconds, (int, float)):
-        return None
-    out = {"i": expected_i, "status": status, "value": value, "error": error, "seconds": float(seconds)}
-    if msg.get("restart"):
-        out["restart"] = True
-    return out
+def _emit_result(i, status, error, seconds):
+    _emit({"i": i, "status": status, "value": None, "error": error, "seconds": round(seconds, 6)})
+
+
+def _write_all(data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(1, view):]
 
 
 def _clean_tmp():
@@ -665,8 +685,8 @@ def main():
             job = json.loads(line)
         except ValueError:
             continue
-        run_items(job["job"], job["items"], job.get("mode") == "isolated", max_chars)
-        _emit({"job": job["job"], "done": True})
+        run_items(job["items"], job.get("mode", "batch"), max_chars)
+        _emit({"done": job["job"]})
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""AZR's task environment: the six prompt forms, parsing, validation, verification, buffers."""

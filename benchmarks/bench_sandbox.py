@@ -1,0 +1,139 @@
+"""Throughput of the isolated executor vs an unsafe in-process baseline and an AZR-style executor.
+
+    .venv/bin/python benchmarks/bench_sandbox.py [--n 3000] [--repeats 3]
+
+All three run the same small programs with a determinism double run:
+- unsafe: `exec` in this process, `f(inputs)` called twice, reprs compared (no isolation at all);
+- azr-style: one reused worker process (as AZR's pebble pool with max_workers=1), one program per
+  round trip with a per-call timeout, the double call inside the worker;
+- azrlib: `Executor.run_many` (bubblewrap + seccomp + Landlock + uid, two interpreters).
+Goals (issue #2): azrlib >= 0.5x unsafe and >= 5x azr-style. Best of `--repeats` runs each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import random
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from azrlib.sandbox import Executor  # noqa: E402
+
+TEMPLATES = [
+    ("def f(x):\n    return [i * {k} for i in range(x)]", "{a}"),
+    ("def f(s):\n    return s[::-1] + str(len(s) * {k})", "'{w}'"),
+    ("def f(a, b):\n    total = 0\n    for i in range(a):\n        if i % {k1} == 0:\n            total += b\n    return total", "{a}, {k}"),
+    ("def f(d):\n    return {{k: v * {k} for k, v in d.items() if v % 2}}", "{{'a': {a}, 'b': {k}, 'c': 3}}"),
+    ("def f(xs):\n    xs = sorted(xs)\n    return (xs[0], xs[-1], sum(xs) // len(xs))", "[{a}, {k}, 7, 1]"),
+    ("def f(s, n):\n    out = []\n    for ch in s:\n        out.append(chr((ord(ch) - 97 + n) % 26 + 97))\n    return ''.join(out)", "'{w}', {k}"),
+    ("from collections import Counter\ndef f(s):\n    return Counter(s).most_common({k1})", "'{w}{w}'"),
+    ("def f(n):\n    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a", "{a}"),
+]
+WORDS = ["hello", "world", "absolute", "zero", "reasoner", "python", "sandbox", "abc"]
+
+
+def make_programs(n: int, seed: int = 0) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        prog, inp = rng.choice(TEMPLATES)
+        k = rng.randint(2, 9)
+        fmt = dict(k=k, k1=rng.randint(1, 3), a=rng.randint(5, 30), w=rng.choice(WORDS))
+        out.append((prog.format(**fmt), inp.format(**fmt)))
+    return out
+
+
+def _double_call(program: str, inputs: str):
+    g: dict = {}
+    exec(program, g)
+    a = repr(eval(f"f({inputs})", g))
+    b = repr(eval(f"f({inputs})", g))
+    return a if a == b else None
+
+
+def run_unsafe(programs) -> int:
+    ok = 0
+    for p, x in programs:
+        try:
+            ok += _double_call(p, x) is not None
+        except Exception:  # noqa: BLE001
+            pass
+    return ok
+
+
+def _azr_worker(conn):
+    while True:
+        msg = conn.recv()
+        if msg is None:
+            return
+        try:
+            conn.send(_double_call(*msg))
+        except Exception as e:  # noqa: BLE001
+            conn.send(repr(e))
+
+
+def run_azr_style(programs, timeout_s: float = 10.0) -> int:
+    parent, child = mp.Pipe()
+    proc = mp.get_context("fork").Process(target=_azr_worker, args=(child,), daemon=True)
+    proc.start()
+    ok = 0
+    try:
+        for p, x in programs:
+            parent.send((p, x))
+            if not parent.poll(timeout_s):
+                raise RuntimeError("azr-style worker timed out")
+            ok += parent.recv() is not None
+    finally:
+        parent.send(None)
+        proc.join(5)
+    return ok
+
+
+def run_azrlib(ex: Executor, programs) -> int:
+    return sum(r.status == "ok" for r in ex.run_many(programs))
+
+
+def best_rate(fn, programs, repeats: int) -> tuple[float, int]:
+    best, ok = 0.0, 0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        ok = fn(programs)
+        best = max(best, len(programs) / (time.perf_counter() - t0))
+    return best, ok
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=3000, help="programs per run")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=None, help="sandbox workers (default: one per core)")
+    args = ap.parse_args()
+    programs = make_programs(args.n)
+    with Executor(workers=args.workers) as ex:
+        iso = ex.isolation
+        ex.run_many(programs[:50])  # warm-up
+        rows = [
+            ("unsafe in-process exec", *best_rate(run_unsafe, programs, args.repeats)),
+            ("azr-style single worker", *best_rate(run_azr_style, programs, args.repeats)),
+            ("azrlib Executor", *best_rate(lambda p: run_azrlib(ex, p), programs, args.repeats)),
+        ]
+    print(f"{args.n} programs, determinism double run, {os.cpu_count()} cores, "
+          f"isolation: bwrap={iso['bubblewrap']} seccomp={iso['seccomp']} landlock={iso['landlock_abi']} "
+          f"uid={iso['sandbox_uid']} workers={iso['workers']}")
+    print(f"{'executor':28s} {'programs/s':>11s} {'ok':>6s}")
+    for name, rate, ok in rows:
+        print(f"{name:28s} {rate:11.0f} {ok:6d}")
+    unsafe, azr, ours = rows[0][1], rows[1][1], rows[2][1]
+    print(f"azrlib / unsafe    = {ours / unsafe:.2f}  (goal >= 0.5)")
+    print(f"azrlib / azr-style = {ours / azr:.2f}  (goal >= 5)")
+    if len({r[2] for r in rows}) != 1:
+        print("warning: executors disagree on the number of ok programs")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
