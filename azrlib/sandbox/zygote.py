@@ -57,6 +57,10 @@ class TooLarge(Exception):
 
 
 _NUMERIC = (bool, int, float)
+# Stdlib mappings whose `==` is dict's: canonicalised as plain dicts (captured before any user code).
+import collections as _collections  # noqa: E402
+
+_DICT_LIKE = (_collections.Counter, _collections.defaultdict, _collections.OrderedDict)
 
 
 def _sorted_reprs(items, budget, depth):
@@ -110,7 +114,7 @@ def _canon(x, budget, depth):
             s = "(" + parts[0] + ",)"
         else:
             s = "(" + ", ".join(parts) + ")"
-    elif t is dict:
+    elif t is dict or t in _DICT_LIKE:
         if len(x) > budget[0]:
             raise TooLarge("dict longer than the output cap")
         keys = list(x.keys())
