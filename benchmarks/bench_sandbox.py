@@ -4,8 +4,9 @@
 
 All three run the same small programs with a determinism double run:
 - unsafe: `exec` in this process, `f(inputs)` called twice, reprs compared (no isolation at all);
-- azr-style: one reused worker process (as AZR's pebble pool with max_workers=1), one program per
-  round trip with a per-call timeout, the double call inside the worker;
+- azr-style: AZR's executor design: one reused pebble worker (`ProcessPool(max_workers=1)`), one
+  scheduled call per program with a timeout, the program under a header of stdlib imports with
+  stdout captured, the double call inside the worker;
 - azrlib: `Executor.run_many` (bubblewrap + seccomp + Landlock + uid, two interpreters).
 Goals (issue #2): azrlib >= 0.5x unsafe and >= 5x azr-style. Best of `--repeats` runs each.
 """
@@ -13,7 +14,6 @@ Goals (issue #2): azrlib >= 0.5x unsafe and >= 5x azr-style. Best of `--repeats`
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import os
 import random
 import sys
@@ -65,31 +65,30 @@ def run_unsafe(programs) -> int:
     return ok
 
 
-def _azr_worker(conn):
-    while True:
-        msg = conn.recv()
-        if msg is None:
-            return
-        try:
-            conn.send(_double_call(*msg))
-        except Exception as e:  # noqa: BLE001
-            conn.send(repr(e))
+# AZR's executor (from ToRA's python_executor) execs each program under a header of stdlib
+# imports with stdout captured, inside one reused pebble worker, one scheduled call per program.
+AZR_HEADER = ("import math\nimport re\nimport itertools\nimport collections\nimport heapq\nimport bisect\n"
+              "import string\nimport functools\nimport operator\nfrom typing import *\n"
+              "from collections import *\n")
+
+
+def _azr_style_call(program: str, inputs: str):
+    import contextlib
+    import io
+    with contextlib.redirect_stdout(io.StringIO()):
+        return _double_call(AZR_HEADER + program, inputs)
 
 
 def run_azr_style(programs, timeout_s: float = 10.0) -> int:
-    parent, child = mp.Pipe()
-    proc = mp.get_context("fork").Process(target=_azr_worker, args=(child,), daemon=True)
-    proc.start()
+    from pebble import ProcessPool
     ok = 0
-    try:
+    with ProcessPool(max_workers=1) as pool:
         for p, x in programs:
-            parent.send((p, x))
-            if not parent.poll(timeout_s):
-                raise RuntimeError("azr-style worker timed out")
-            ok += parent.recv() is not None
-    finally:
-        parent.send(None)
-        proc.join(5)
+            future = pool.schedule(_azr_style_call, args=(p, x), timeout=timeout_s)
+            try:
+                ok += future.result() is not None
+            except Exception:  # noqa: BLE001 - errors and timeouts count as failures
+                pass
     return ok
 
 

@@ -23,6 +23,7 @@ import builtins
 import ctypes
 import errno
 import json
+import mmap
 import os
 import select
 import signal
@@ -44,6 +45,10 @@ PRELOAD = (
 )
 
 MAX_MESSAGE_BYTES_EXTRA = 4096
+FLUSH_ITEMS = 64  # a runner writes its results in bursts of this many...
+FLUSH_SECONDS = 0.005  # ...or after this long, whichever comes first
+POLL_SECONDS = 0.02  # how often the zygote looks at a silent runner's progress
+PROGRESS = mmap.mmap(-1, 8)  # shared with the runners (MAP_SHARED): index of the item running
 
 
 # ----------------------------------------------------------------------------- canonical repr
@@ -416,7 +421,9 @@ def child_main(items, write_fd, max_chars):
     out = _enter_child(write_fd, len(items), sum(it[4] for it in items))
     snapshot = _builtins_snapshot()
     modules_before = {n: sys.modules[n] for n in PRELOAD if n in sys.modules}
-    for item in items:
+    pending, last_flush = [], time.monotonic()
+    for pos, item in enumerate(items):
+        PROGRESS[0:4] = pos.to_bytes(4, "little")  # the zygote's clock for this item starts now
         i, kind, program, inputs = item[:4]
         t0 = time.perf_counter()
         status, value, error = _run_one(kind, program, inputs, max_chars, item[5] if len(item) > 5 else None)
@@ -424,13 +431,22 @@ def child_main(items, write_fd, max_chars):
         # Key order matters: the zygote checks the '{"i": N, ' prefix and the restart suffix.
         msg = {"i": i, "status": status, "value": value, "error": error,
                "seconds": round(time.perf_counter() - t0, 6), "restart": restart}
-        data = (json.dumps(msg) + "\n").encode()
-        view = memoryview(data)
-        while view:
-            view = view[os.write(out, view):]
+        pending.append(json.dumps(msg) + "\n")
+        now = time.monotonic()
+        if restart or len(pending) >= FLUSH_ITEMS or now - last_flush > FLUSH_SECONDS:
+            _write_fd(out, "".join(pending).encode())
+            pending.clear()
+            last_flush = now
         if restart:
             os._exit(0)
+    _write_fd(out, "".join(pending).encode())
     os._exit(0)
+
+
+def _write_fd(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 # ----------------------------------------------------------------------------- the zygote
@@ -470,6 +486,7 @@ def _exit_description(pid):
 
 
 def _fork_runner(items, max_chars):
+    PROGRESS[0:4] = bytes(4)
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -516,7 +533,14 @@ def _prepare(item):
         return True
 
 
+def _progress(n):
+    return min(int.from_bytes(PROGRESS[0:4], "little"), n - 1)
+
+
 def _run_in_runners(items, isolated, max_chars):
+    """Fork runners until every item has a result. The runner writes results in bursts and marks
+    the item it is on in shared memory; a timeout or crash is charged to that item, and finished
+    items whose results had not been written yet are run again in a fresh runner."""
     max_line = max_chars + MAX_MESSAGE_BYTES_EXTRA
     pending = list(items)
     while pending:
@@ -524,54 +548,66 @@ def _run_in_runners(items, isolated, max_chars):
         pid, r = _fork_runner(batch, max_chars)
         buf = b""
         done = 0
-        started = time.monotonic()
+        culprit = None
+        seen, seen_since = 0, time.monotonic()
         try:
             while done < len(batch):
-                item = batch[done]
-                left = started + item[4] - time.monotonic()
-                if left <= 0 or not select.select([r], [], [], left)[0]:
+                now = time.monotonic()
+                pos = max(_progress(len(batch)), done)
+                if pos != seen:
+                    seen, seen_since = pos, now
+                left = seen_since + batch[pos][4] - now
+                if left <= 0:
                     _kill_group(pid)
                     pid = None
-                    _emit_result(item[0], "timeout", "timed out after %.3g s" % item[4], time.monotonic() - started)
-                    done += 1
+                    culprit = pos
+                    _emit_result(batch[pos][0], "timeout", "timed out after %.3g s" % batch[pos][4], now - seen_since)
                     break
-                chunk = os.read(r, 1 << 16)
+                if not select.select([r], [], [], min(left, POLL_SECONDS))[0]:
+                    continue
+                chunk = os.read(r, 1 << 20)
                 if not chunk:
                     why = _exit_description(pid)
                     pid = None
-                    _emit_result(item[0], "crashed", why, time.monotonic() - started)
-                    done += 1
+                    culprit = max(_progress(len(batch)), done)
+                    _emit_result(batch[culprit][0], "crashed", why, time.monotonic() - seen_since)
                     break
                 buf += chunk
                 restart = False
+                out = []
                 while done < len(batch):
                     nl = buf.find(b"\n")
                     if nl < 0:
                         break
                     line, buf = buf[:nl + 1], buf[nl + 1:]
                     # The runner is untrusted: only the item number is checked here (the parent
-                    # parses and type-checks every line); a line for another item is a crash.
+                    # parses and type-checks every line); a line for another item ends the runner.
                     if not line.startswith(b'{"i": %d, ' % batch[done][0]):
                         restart = True
+                        culprit = done
                         _emit_result(batch[done][0], "crashed", "the runner wrote a malformed result", 0.0)
-                    else:
-                        restart = line.endswith(b'"restart": true}\n')
-                        _write_all(line)
-                    done += 1
-                    started = time.monotonic()
-                    if restart:
                         break
+                    out.append(line)
+                    done += 1
+                    if line.endswith(b'"restart": true}\n'):
+                        restart = True
+                        break
+                if out:
+                    _write_all(b"".join(out))
                 if restart:
                     break
                 if len(buf) > max_line:
+                    culprit = done
                     _emit_result(batch[done][0], "crashed", "the runner wrote an oversized result", 0.0)
-                    done += 1
                     break
         finally:
             os.close(r)
             if pid is not None:
                 _kill_group(pid)
-        pending = pending[done:]
+        if culprit is None:
+            pending = pending[done:]
+        else:  # items after the last reported one, except the culprit, run again
+            pending = batch[done:culprit] + pending[culprit + 1:]
 
 
 def _emit_result(i, status, error, seconds):
