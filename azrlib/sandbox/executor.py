@@ -64,9 +64,11 @@ class _Job:
     #            "shared": one runner for all (tests of the runner's own taint check)
     items: list  # [i, kind, program, inputs, timeout]
     pending: set = dataclasses.field(default_factory=set)
+    max_timeout: float = 0.0
 
     def __post_init__(self):
         self.pending = {it[0] for it in self.items}
+        self.max_timeout = max(it[4] for it in self.items)
 
 
 @dataclass
@@ -76,8 +78,9 @@ class _Worker:
     proc: subprocess.Popen
     ready: dict
     tmp: str | None
-    job: _Job | None = None
+    jobs: collections.deque = dataclasses.field(default_factory=collections.deque)  # sent, in order
     buf: bytes = b""
+    outbox: bytes = b""  # job lines not yet written (the zygote reads stdin between jobs)
     last_progress: float = 0.0
 
 
@@ -223,22 +226,28 @@ class Executor:
         got = 0
         while got < expected:
             for w in self._workers:
-                if w.job is None:
+                # two jobs in flight per worker, so a zygote never waits for its next job
+                while len(w.jobs) < 2:
                     job = _pop_for_family(queue, w.family)
-                    if job is not None:
-                        self._send(w, job)
-            busy = [w for w in self._workers if w.job is not None]
+                    if job is None:
+                        break
+                    self._send(w, job)
+            busy = [w for w in self._workers if w.jobs]
             if not busy:
                 raise RuntimeError("sandbox scheduler stalled with work left")  # pragma: no cover
             now = time.monotonic()
             wait = min(self._deadline(w) for w in busy) - now
-            readable = select.select([w.proc.stdout for w in busy], [], [], max(0.0, min(wait, 1.0)))[0]
+            writers = [w.proc.stdin for w in busy if w.outbox]
+            readable, writable, _ = select.select([w.proc.stdout for w in busy], writers, [],
+                                                  max(0.0, min(wait, 1.0)))
             for w in busy:
+                if w.proc.stdin in writable:
+                    self._flush_outbox(w)
                 if w.proc.stdout in readable:
                     got += self._read(w, results, queue)
             now = time.monotonic()
             for w in list(self._workers):
-                if w.job is not None and now > self._deadline(w):
+                if w.jobs and now > self._deadline(w):
                     got += self._fail_current(w, results, queue, "timeout",
                                               "timed out (the worker stopped answering)")
         return results
@@ -248,16 +257,26 @@ class Executor:
         return _Job(self._job_counter, family, mode, [list(it) for it in items])
 
     def _deadline(self, w: _Worker) -> float:
-        return w.last_progress + max(it[4] for it in w.job.items) + _WATCHDOG_GRACE_S
+        return w.last_progress + w.jobs[0].max_timeout + _WATCHDOG_GRACE_S
 
     def _send(self, w: _Worker, job: _Job) -> None:
-        w.job, w.buf, w.last_progress = job, b"", time.monotonic()
-        line = json.dumps({"job": job.job_id, "mode": job.mode, "items": job.items}) + "\n"
+        if not w.jobs:
+            w.last_progress = time.monotonic()
+        w.jobs.append(job)
+        w.outbox += (json.dumps({"job": job.job_id, "mode": job.mode, "items": job.items}) + "\n").encode()
+        self._flush_outbox(w)
+
+    def _flush_outbox(self, w: _Worker) -> None:
+        """Write what the pipe takes without blocking: a blocked write while the zygote waits for
+        us to read its results would deadlock both."""
         try:
-            w.proc.stdin.write(line.encode())
-            w.proc.stdin.flush()
-        except (BrokenPipeError, OSError):
-            pass  # the read side sees EOF and fails the job's current item
+            n = os.write(w.proc.stdin.fileno(), w.outbox)
+        except BlockingIOError:
+            return
+        except OSError:
+            w.outbox = b""  # the read side sees EOF and fails the job
+            return
+        w.outbox = w.outbox[n:]
 
     def _read(self, w: _Worker, results: dict, queue) -> int:
         try:
@@ -269,46 +288,47 @@ class Executor:
             return self._fail_current(w, results, queue, "crashed", f"sandbox worker died ({why})")
         w.buf += chunk
         got = 0
-        job = w.job
         lines = w.buf.split(b"\n")
         w.buf = lines.pop()
+        now = time.monotonic()
         for line in lines:
-            if job is None:
+            if not w.jobs:
                 break
+            job = w.jobs[0]
             i, result = _parse_result(line)
             if i is None:
                 if result == job.job_id:  # {"done": job_id}
                     for k in sorted(job.pending):  # the zygote skipped nothing, unless broken
                         results[job.family][k] = ExecResult("crashed", None, "no result reported", 0.0)
                         got += 1
-                    w.job = job = None
+                    w.jobs.popleft()
+                    w.last_progress = now
                 continue
             if i not in job.pending:
                 continue
             job.pending.discard(i)
             results[job.family][i] = result
-            w.last_progress = time.monotonic()
+            w.last_progress = now
             got += 1
         return got
 
     def _fail_current(self, w: _Worker, results: dict, queue, status: str, error: str) -> int:
         """The worker died or hung. Its unreported items are re-run one fork each; in that mode
         the zygote works in item order, so the first unreported item is the culprit."""
-        job = w.job
-        w.job = None
+        jobs = list(w.jobs)
+        w.jobs.clear()
         self._kill_worker(w)
         self._workers[self._workers.index(w)] = self._spawn(w.index, w.family)
-        if job is None or not job.pending:
-            return 0
-        rest = [it for it in job.items if it[0] in job.pending]
         got = 0
-        if job.mode == "isolated":
-            culprit = rest.pop(0)
-            results[job.family][culprit[0]] = ExecResult(status, None, error,
-                                                         round(time.monotonic() - w.last_progress, 6))
-            got = 1
-        if rest:
-            queue.appendleft(self._new_job(job.family, "isolated", rest))
+        for n, job in enumerate(jobs):
+            rest = [it for it in job.items if it[0] in job.pending]
+            if n == 0 and rest and job.mode == "isolated":
+                culprit = rest.pop(0)
+                results[job.family][culprit[0]] = ExecResult(status, None, error,
+                                                             round(time.monotonic() - w.last_progress, 6))
+                got = 1
+            if rest:
+                queue.appendleft(self._new_job(job.family, "isolated" if n == 0 else job.mode, rest))
         return got
 
     # ------------------------------------------------------------------ workers
@@ -372,6 +392,7 @@ class Executor:
                                 stderr=subprocess.DEVNULL, env=run_env, cwd=tmp or "/",
                                 start_new_session=True, close_fds=True)
         ready = self._await_ready(proc)
+        os.set_blocking(proc.stdin.fileno(), False)
         return _Worker(index, family, proc, ready, tmp, last_progress=time.monotonic())
 
     def _await_ready(self, proc: subprocess.Popen) -> dict:

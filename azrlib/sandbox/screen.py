@@ -1,103 +1,79 @@
 """Static screen: may a program share a runner process with other programs ("batch" mode)?
 
-Batch mode forks one runner for many programs, which is ~10x faster than a fork per program but
-lets a program that mutates interpreter-wide state (builtins, a stdlib module or class, the decimal
-context, the recursion limit) poison the programs after it. This screen sends every program that
-*could* do that to isolated mode (a fresh fork each). It is conservative, not a proof: the runner
-also checks builtins and sys.modules after each program and restarts when they changed, and the
-second interpreter of the determinism double run sees the batch in another order, so a poisoning
-that slips through shows up as a disagreement, which is re-run in isolated mode.
+Batch mode forks one runner for many programs, which is far faster than a fork per program but
+lets a program that mutates interpreter-wide state (builtins, a stdlib module or class, an ABC
+registry, the decimal context, the recursion limit) poison the programs after it. This screen
+sends every program that *could* do that to isolated mode (a fresh fork each).
+
+It reads the compiled code objects, which the sandbox worker needs anyway, so it costs almost
+nothing beyond compiling. A program may share a runner only if, in all its code objects:
+- it stores or deletes no attribute at all (no STORE_ATTR / DELETE_ATTR instruction), so it cannot
+  patch a module, a class or a function it did not create in this very call... nor one it did:
+  being blunt keeps the rule independent of aliasing;
+- it names no underscore name (dunders, private attributes) except the ones the compiler emits in
+  class bodies, and none of the reflective builtins in RISKY_NAMES;
+- it names no standard-library module outside BATCH_SAFE_MODULES (names are checked wherever they
+  appear, so `x.time` is treated like `import time`: conservative, never permissive).
+It is conservative, not a proof: the runner also checks builtins and sys.modules after each program
+and restarts when they changed, and the second interpreter of the determinism double run sees the
+programs in another order, so a poisoning that slips through shows up as a disagreement, which is
+re-run in isolated mode.
 """
 
 from __future__ import annotations
 
-import ast
-import functools
+import dis
+import sys
 
 # Stdlib modules without interpreter-wide mutable state that a plain program would touch.
 BATCH_SAFE_MODULES = frozenset({
     "collections", "itertools", "functools", "math", "re", "string", "heapq", "bisect", "operator",
     "typing", "copy", "fractions", "statistics", "cmath", "array", "textwrap", "json", "unicodedata",
-    "dataclasses", "enum", "numbers", "collections.abc",
+    "dataclasses", "enum", "numbers",
 })
 
-# Builtins that reach outside a pure computation or around the screen.
+# Builtins (and one method name) that reach outside a pure computation or around the screen.
 RISKY_NAMES = frozenset({
-    "open", "exec", "eval", "compile", "__import__", "globals", "locals", "vars", "getattr",
-    "setattr", "delattr", "breakpoint", "input", "exit", "quit", "help", "memoryview",
+    "open", "exec", "eval", "compile", "globals", "locals", "vars", "getattr", "setattr",
+    "delattr", "breakpoint", "input", "exit", "quit", "help", "memoryview",
+    "register",  # abc registries are global state
 })
 
+_COMPILER_DUNDERS = frozenset({"__name__", "__module__", "__qualname__", "__doc__"})
+_STDLIB = frozenset(getattr(sys, "stdlib_module_names", ()) or ("os", "sys", "builtins", "gc", "ctypes"))
+_UNSAFE_MODULES = (_STDLIB | {"os", "sys", "builtins", "gc", "ctypes", "importlib"}) - BATCH_SAFE_MODULES
+_ATTR_WRITES = frozenset(dis.opmap[name] for name in ("STORE_ATTR", "DELETE_ATTR") if name in dis.opmap)
+_CODE = type(compile("", "", "exec"))
 
-@functools.lru_cache(maxsize=65536)
+
+def batch_safe_code(*codes) -> bool:
+    """The screen on compiled code objects (nested code objects are followed)."""
+    stack = list(codes)
+    while stack:
+        co = stack.pop()
+        if not _ATTR_WRITES.isdisjoint(co.co_code[0::2]):  # wordcode: opcodes at even offsets
+            return False
+        for name in co.co_names:
+            if name[0] == "_":
+                if name not in _COMPILER_DUNDERS:
+                    return False
+            elif name in RISKY_NAMES or name.split(".", 1)[0] in _UNSAFE_MODULES:
+                return False
+        for const in co.co_consts:
+            if type(const) is _CODE:
+                stack.append(const)
+    return True
+
+
+def compile_call(program: str, inputs: str):
+    """The two code objects the runner executes: the program, and the call `f(<inputs>)`."""
+    return compile(program, "<program>", "exec"), compile("f(" + inputs + "\n)", "<input>", "eval")
+
+
 def batch_safe(program: str, inputs: str = "") -> bool:
     """True when the program (called on `inputs`) can run in a shared runner."""
     try:
-        tree = ast.parse(program)
-        call = ast.parse("f(" + inputs + "\n)", mode="eval")
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        codes = compile_call(program, inputs)
+    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
         return True  # fails to compile in the runner too, touching nothing
-    return batch_safe_trees(tree, call)
-
-
-def batch_safe_trees(*trees: ast.AST) -> bool:
-    """The screen on already parsed trees (the sandbox worker parses once, screens, compiles)."""
-    imported: set[str] = set()
-    value_uses: set[str] = set()  # names used as plain values (not `x.attr`, not `x(...)`)
-    A = ast
-    stack: list = [(t, None) for t in trees]
-    while stack:
-        node, parent = stack.pop()
-        t = type(node)
-        if t is A.Name:
-            name = node.id
-            if name in RISKY_NAMES or name.startswith("__"):
-                return False
-            if not (type(parent) is A.Attribute and parent.value is node
-                    or type(parent) is A.Call and parent.func is node):
-                value_uses.add(name)
-            continue
-        if t is A.Attribute:
-            if node.attr.startswith("_"):
-                return False
-            if type(node.ctx) is not A.Load and not _is_self_attr(node):
-                return False
-        elif t is A.Import or t is A.ImportFrom:
-            if t is A.ImportFrom:
-                if node.level or node.module not in BATCH_SAFE_MODULES:
-                    return False
-            elif any(a.name not in BATCH_SAFE_MODULES for a in node.names):
-                return False
-            imported.update((a.asname or a.name).split(".")[0] for a in node.names)
-            continue
-        elif t is A.FunctionDef or t is A.Lambda:
-            args = node.args
-            for d in args.defaults + [d for d in args.kw_defaults if d is not None]:
-                if not _is_literal(d):
-                    return False
-        elif t in _ASYNC:
-            return False
-        for field in node._fields:
-            value = getattr(node, field, None)
-            if type(value) is list:
-                for v in value:
-                    if isinstance(v, A.AST):
-                        stack.append((v, node))
-            elif isinstance(value, A.AST):
-                stack.append((value, node))
-    # A module object used as a value (aliased, passed, stored) escapes the screen.
-    return not (imported & value_uses)
-
-
-_ASYNC = (ast.AsyncFunctionDef, ast.Await, ast.AsyncFor, ast.AsyncWith)
-
-
-def _is_self_attr(node: ast.Attribute) -> bool:
-    return isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")
-
-
-def _is_literal(node: ast.AST) -> bool:
-    try:
-        ast.literal_eval(node)
-        return True
-    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
-        return False
+    return batch_safe_code(*codes)

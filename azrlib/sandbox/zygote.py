@@ -31,9 +31,7 @@ import struct
 import sys
 import time
 
-import ast
-
-from screen import batch_safe_trees  # stdlib-only module beside this file
+from screen import batch_safe_code, compile_call  # stdlib-only module beside this file
 
 # Modules loaded before any fork so that programs' imports are cheap. Programs that import anything
 # else, or touch module state, are sent to isolated mode by the parent's static screen.
@@ -520,17 +518,15 @@ def run_items(items, mode, max_chars):
 
 
 def _prepare(item):
-    """Parse once, screen the trees, and compile them for the runner (which inherits the code
-    objects through fork). Returns whether the item may share a runner. Compiling executes
-    nothing; a program that does not compile is left for the runner to report."""
+    """Compile once and screen the code objects; the runner inherits them through fork. Returns
+    whether the item may share a runner. Compiling executes nothing; a program that does not
+    compile is left for the runner to report."""
     try:
-        tree = ast.parse(item[2])
-        call = ast.parse("f(" + item[3] + "\n)", mode="eval")
-        safe = batch_safe_trees(tree, call)
-        item.append((compile(tree, "<program>", "exec"), compile(call, "<input>", "eval")))
-        return safe
+        codes = compile_call(item[2], item[3])
     except (SyntaxError, ValueError, RecursionError, MemoryError, TypeError, OverflowError):
         return True
+    item.append(codes)
+    return batch_safe_code(*codes)
 
 
 def _progress(n):
