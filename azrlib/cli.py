@@ -15,6 +15,7 @@ import sys
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "check-tasks": ("azrlib.tasks.check", "re-validate AZR-format task files (or CRUXEval) in the sandbox"),
     "sandbox-info": ("azrlib.sandbox.info", "show which isolation layers the sandbox can use on this machine"),
+    "train": ("azrlib.trainer.trainer", "self-play training (AZR, TRR++) or solver-only RLVR from a preset"),
     "passk": ("azrlib.metrics.passk", "unbiased pass@k from per-sample results, optionally paired vs another model"),
     "sparsity": ("azrlib.metrics.sparsity", "fraction of parameters unchanged between two checkpoints"),
 }

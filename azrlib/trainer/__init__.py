@@ -1,0 +1,1 @@
+"""The self-play trainer (AZR loop with TRR++), its variants, and the RLVR/SFT baselines."""

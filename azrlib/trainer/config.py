@@ -1,0 +1,97 @@
+"""The trainer's configuration: one frozen dataclass, read from `configs/<preset>.yaml`.
+
+Defaults are AZR's paper settings where they exist (coder presets override sizes only); the tiny
+and quick presets shrink batch sizes, lengths and steps to fit 2 CPU cores. Every field has a help
+string (`azr train --describe` prints them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from azrlib.config import option
+from azrlib.rewards import PROPOSER_REWARDS
+from azrlib.tasks.templates import STYLES
+from azrlib.tasks.types import TASK_TYPES
+from azrlib.tasks.validation import AZR_BANNED_MODULES
+from azrlib.trainer.advantages import ESTIMATORS
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # what and where
+    run_name: str = option("azr", "name of the run directory under out_dir")
+    out_dir: str = option("runs", "where run directories are written")
+    model: str = option("data/tiny_base", "base model: a local HF directory or a hub id")
+    seed: int = option(0, "seed for sampling, buffers and torch (a seed fixes a CPU run)")
+    steps: int = option(20, "training steps (one step = propose + solve for every task type)")
+    task_types: tuple[str, ...] = option(TASK_TYPES, "task types trained (AZR: all three)")
+    mode: str = option("selfplay", "selfplay (AZR) | rlvr (solver only, fixed tasks)")
+
+    # rollout
+    batch_size: int = option(64, "prompts per (task type, role) per step (AZR: 64)")
+    n_solver_samples: int = option(8, "solver samples per proposed task for its solve rate (AZR: 8)")
+    n_references: int = option(6, "reference tasks in a proposer prompt (AZR: K=6)")
+    prompt_style: str = option("azr", "prompt templates: azr (paper length) | compact (tiny model)")
+    temperature: float = option(1.0, "sampling temperature for all rollouts (AZR: 1.0)")
+    top_p: float = option(1.0, "nucleus sampling (AZR: 1.0)")
+    max_new_tokens_propose: int = option(8096, "response cap for proposer rollouts (AZR: 8096)")
+    max_new_tokens_solve: int = option(8096, "response cap for solver rollouts (AZR: 8096)")
+    n_shown: int = option(5, "induction pairs shown to the solver (the rest are hidden checks)")
+
+    # rewards and advantages
+    proposer_reward: str = option("azr", "learnability: azr (1-p) | azr_code (-0.5 if p in {0,1}) | band (1-2|p-0.5|)")
+    invalid_proposal_reward: float = option(-0.5, "reward of a well-formatted invalid proposal (paper -0.5; AZR code -1)")
+    advantage: str = option("trr++", "advantage estimator: trr++ (AZR) | reinforce++ | grpo")
+    freeze_proposer: bool = option(False, "proposer samples are rewarded and logged but get no gradient (RQ3)")
+
+    # update
+    lr: float = option(1e-6, "AdamW learning rate, constant (AZR: 1e-6)")
+    weight_decay: float = option(0.0, "AdamW weight decay")
+    clip_ratio: float = option(0.2, "PPO ratio clip (AZR paper branch: 0.2)")
+    entropy_coef: float = option(0.001, "entropy bonus coefficient (AZR paper branch: 0.001)")
+    kl_coef: float = option(0.0, "KL penalty to the base model (AZR: off)")
+    grad_clip: float = option(1.0, "gradient norm clip")
+    mini_batch_size: int = option(128, "sequences per optimizer step (AZR: 128)")
+    micro_batch_tokens: int = option(16384, "tokens per forward/backward chunk (memory bound)")
+
+    # task environment
+    exec_timeout_s: float = option(10.0, "sandbox timeout per program (AZR: 10 s)")
+    max_output_chars: int = option(400, "longest accepted output repr (AZR: 400)")
+    output_overflow: str = option("reject", "reject | truncate (AZR) outputs longer than max_output_chars")
+    allow_helpers: bool = option(False, "accept programs with several functions (AZR: no)")
+    banned_modules: tuple[str, ...] = option(AZR_BANNED_MODULES, "imports that invalidate a proposal")
+    buffer_cap: int = option(16384, "tasks kept per buffer (AZR: 16384)")
+    buffer_policy: str = option("drop_oldest", "when full: drop_oldest (ours) | keep_oldest (AZR)")
+    seed_tasks: str = option("", "JSONL of tasks to seed the buffers with (empty: AZR's zero triplet only)")
+    seed_buffer_size: int = option(0, "before step 1, propose until each buffer holds this many tasks (AZR: 256)")
+    rlvr_tasks: str = option("", "mode rlvr/sft: JSONL of verified solver tasks (tiny: built from the corpus)")
+
+    # bookkeeping
+    checkpoint_every: int = option(10, "save a checkpoint every N steps (step 0 and the last always)")
+    save_fp32: bool = option(False, "also save fp32 master weights (the public AZR checkpoints are fp32)")
+    validate_every: int = option(10, "evaluate on the validation set every N steps (0: never)")
+    val_tasks: str = option("", "validation tasks JSONL (tiny: the tiny-world benchmark; GPU: CRUXEval)")
+    val_max_tasks: int = option(0, "use at most this many validation tasks per type (0: all)")
+    val_samples: int = option(1, "samples per validation task (accuracy = mean over samples)")
+    torch_threads: int = option(0, "torch intra-op threads (0: leave torch's default)")
+    device: str = option("cpu", "cpu | cuda")
+    dtype: str = option("float32", "training dtype: float32 | bfloat16")
+
+    def __post_init__(self):
+        checks = [
+            (self.mode in ("selfplay", "rlvr"), f"mode must be selfplay or rlvr, got {self.mode!r}"),
+            (set(self.task_types) <= set(TASK_TYPES) and self.task_types, f"task_types must be a non-empty subset of {TASK_TYPES}"),
+            (self.prompt_style in STYLES, f"prompt_style must be one of {STYLES}"),
+            (self.proposer_reward in PROPOSER_REWARDS, f"proposer_reward must be one of {PROPOSER_REWARDS}"),
+            (self.advantage in ESTIMATORS, f"advantage must be one of {ESTIMATORS}"),
+            (self.buffer_policy in ("drop_oldest", "keep_oldest"), "buffer_policy must be drop_oldest or keep_oldest"),
+            (self.output_overflow in ("reject", "truncate"), "output_overflow must be reject or truncate"),
+            (self.dtype in ("float32", "bfloat16"), "dtype must be float32 or bfloat16"),
+            (self.batch_size >= 1 and self.n_solver_samples >= 1 and self.steps >= 0, "batch sizes must be positive"),
+            (self.mini_batch_size >= 1 and self.micro_batch_tokens >= 1, "mini/micro batch sizes must be positive"),
+            (self.temperature >= 0 and 0 < self.top_p <= 1, "temperature >= 0 and 0 < top_p <= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)

@@ -1,0 +1,243 @@
+"""`azr train`: set up a run (model, sampler, sandbox, buffers), loop over steps, checkpoint,
+validate, resume. Reads top to bottom: `Trainer.__init__` builds, `Trainer.train` loops.
+
+A killed run continues with `--resume` from its last complete checkpoint (model, optimizer, RNG
+states, buffers, step); metrics.jsonl and tasks.jsonl are cut back to that step first, so they end
+with exactly one record per step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from azrlib.config import ConfigError, describe, load_config
+from azrlib.sandbox import Executor
+from azrlib.tasks.buffer import TaskBuffer
+from azrlib.tasks.parsing import format_ok, parse_solver_answer
+from azrlib.tasks.templates import solve_prompt
+from azrlib.tasks.verify import verify_answers
+from azrlib.trainer.checkpoint import RunDir
+from azrlib.trainer.config import TrainConfig
+from azrlib.trainer.loop import STOP, StepRunner, load_tasks_jsonl
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def resolve_model_path(name: str) -> str:
+    """A local directory (relative paths also tried from the project root) or a hub id."""
+    p = Path(name)
+    if p.is_dir():
+        return str(p)
+    if (PROJECT_ROOT / p).is_dir():
+        return str(PROJECT_ROOT / p)
+    if p.is_absolute() or name.startswith((".", "data/")) or name.count("/") != 1:
+        raise FileNotFoundError(f"model directory not found: {name}")
+    return name  # hub id such as Qwen/Qwen2.5-Coder-3B (needs network or a warm HF cache)
+
+
+def resolve_data_path(name: str) -> Path:
+    p = Path(name)
+    if p.exists():
+        return p
+    if (PROJECT_ROOT / p).exists():
+        return PROJECT_ROOT / p
+    raise FileNotFoundError(f"file not found: {name}")
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, resume: bool = False):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from azrlib.rollout.hf import HFSampler
+
+        self.cfg = cfg
+        if cfg.torch_threads:
+            torch.set_num_threads(cfg.torch_threads)
+        set_seed(cfg.seed)
+        model_path = resolve_model_path(cfg.model)
+        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
+        dtype = getattr(torch, cfg.dtype)
+        self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(cfg.device)
+        stored = getattr(self.model.config, "dtype", None) or getattr(self.model.config, "torch_dtype", None)
+        self.stored_dtype = getattr(torch, stored) if isinstance(stored, str) else (stored or torch.float32)
+        self.ref_model = None
+        if cfg.kl_coef:
+            self.ref_model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(cfg.device).eval()
+            for p in self.ref_model.parameters():
+                p.requires_grad_(False)
+        self.sampler = HFSampler(self.model, self.tokenizer, device=cfg.device)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.executor = Executor(timeout_s=cfg.exec_timeout_s)
+        self.buffers = {t: TaskBuffer(t, cap=cfg.buffer_cap, cap_policy=cfg.buffer_policy) for t in cfg.task_types}
+        if cfg.seed_tasks:
+            for task in load_tasks_jsonl(resolve_data_path(cfg.seed_tasks)):
+                if task.task_type in self.buffers:
+                    self.buffers[task.task_type].add(task)
+        self.runner = StepRunner(cfg, self.model, self.tokenizer, self.sampler, self.executor, self.buffers,
+                                 self.optimizer, self.ref_model)
+        if cfg.mode == "rlvr":
+            if not cfg.rlvr_tasks:
+                raise ConfigError("mode rlvr needs rlvr_tasks (a JSONL of verified tasks)")
+            pool: dict = {}
+            for task in load_tasks_jsonl(resolve_data_path(cfg.rlvr_tasks)):
+                pool.setdefault(task.task_type, []).append(task)
+            self.runner.rlvr_pool = pool
+        self.val_tasks = []
+        if cfg.val_tasks and cfg.validate_every:
+            by_type: dict = {}
+            for task in load_tasks_jsonl(resolve_data_path(cfg.val_tasks)):
+                by_type.setdefault(task.task_type, []).append(task)
+            for t in cfg.task_types:
+                chosen = by_type.get(t, [])
+                self.val_tasks += chosen[: cfg.val_max_tasks] if cfg.val_max_tasks else chosen
+        self.run = RunDir(Path(cfg.out_dir) / cfg.run_name)
+        self.run.create(cfg, self.executor.isolation, resume)
+        self.start_step = 0
+        if resume:
+            self._resume()
+
+    # ------------------------------------------------------------------ state
+
+    def trainer_state(self, step: int) -> dict:
+        return {
+            "step": step,
+            "optimizer": self.optimizer.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": np.random.get_state(),
+            "python_rng": random.getstate(),
+            "runner_rng": self.runner.rng.getstate(),
+            "buffers": {t: b.state_dict() for t, b in self.buffers.items()},
+            "newest": {t: [x.to_json() for x in v] for t, v in self.runner.newest.items()},
+        }
+
+    def _resume(self) -> None:
+        from safetensors.torch import load_file
+
+        from azrlib.tasks.types import Task
+
+        ckpt = self.run.latest_checkpoint()
+        if ckpt is None:
+            return  # nothing saved yet: start from the base
+        state = torch.load(ckpt / "trainer_state.pt", weights_only=False)
+        weights_dir = ckpt / "fp32" if (ckpt / "fp32").is_dir() else ckpt
+        weights = {}
+        for f in sorted(weights_dir.glob("*.safetensors")):
+            weights.update(load_file(f))
+        missing, unexpected = self.model.load_state_dict(
+            {k: v.to(next(self.model.parameters()).dtype) for k, v in weights.items()}, strict=False)
+        if unexpected or [m for m in missing if "lm_head" not in m]:
+            raise RuntimeError(f"checkpoint {ckpt} does not match the model: missing {missing}, unexpected {unexpected}")
+        self.optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        np.random.set_state(state["numpy_rng"])
+        random.setstate(state["python_rng"])
+        self.runner.rng.setstate(state["runner_rng"])
+        for t, b in self.buffers.items():
+            b.load_state_dict(state["buffers"][t])
+        self.runner.newest = {t: [Task.from_json(x) for x in v] for t, v in state["newest"].items()}
+        self.start_step = int(state["step"])
+        self.run.truncate_logs(self.start_step)
+
+    def save(self, step: int) -> None:
+        self.run.save_checkpoint(step, self.model, self.tokenizer, self.trainer_state(step), self.stored_dtype,
+                                 self.cfg.save_fp32)
+
+    # ------------------------------------------------------------------ loop
+
+    def train(self) -> Path:
+        cfg = self.cfg
+        if self.start_step == 0 and self.run.latest_checkpoint() is None:
+            record = {"step": 0}
+            if self.val_tasks:
+                record.update(self.validate(0))
+            self.run.truncate_logs(-1)
+            self.run.append(self.run.metrics, [record])
+            self.save(0)
+        bar = tqdm(range(self.start_step + 1, cfg.steps + 1), desc=f"train {cfg.run_name}",
+                   initial=self.start_step, total=cfg.steps)
+        for step in bar:
+            t0 = time.perf_counter()
+            stats, task_rows = self.runner.run_step(step)
+            record = {"step": step, **stats}
+            if self.val_tasks and cfg.validate_every and (step % cfg.validate_every == 0 or step == cfg.steps):
+                record.update(self.validate(step))
+            # Timings vary run to run: they go to timings.jsonl so metrics.jsonl is reproducible.
+            timing = {"step": step, **{k: record.pop(k) for k in list(record) if k.startswith("time/")}}
+            timing["time/step"] = round(time.perf_counter() - t0, 3)
+            self.run.append(self.run.tasks, task_rows)
+            self.run.append(self.run.timings, [timing])
+            self.run.append(self.run.metrics, [record])
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                self.save(step)
+            bar.set_postfix({k.split("/")[-1]: round(v, 3) for k, v in record.items()
+                             if k.startswith("solve_rate/") and v is not None})
+        return self.run.path
+
+    def validate(self, step: int) -> dict:
+        cfg = self.cfg
+        prompts = [solve_prompt(t, style=cfg.prompt_style, n_shown=cfg.n_shown) for t in self.val_tasks]
+        samples = self.sampler.generate(prompts, n=cfg.val_samples, temperature=cfg.temperature, top_p=cfg.top_p,
+                                        max_new_tokens=cfg.max_new_tokens_solve, stop=STOP,
+                                        seed=(cfg.seed * 7919 + step) % (2**31 - 1))
+        tasks, answers = [], []
+        for task, comps in zip(self.val_tasks, samples):
+            for c in comps:
+                a = parse_solver_answer(task.task_type, c.text)
+                tasks.append(task)
+                answers.append(a.answer if a.ok and format_ok(c.text, prompt_ends_with_think=True) else None)
+        verdicts = verify_answers(self.executor, tasks, answers, n_shown=cfg.n_shown)
+        out: dict = {}
+        for t in cfg.task_types:
+            vs = [v.correct for task, v in zip(tasks, verdicts) if task.task_type == t]
+            if vs:
+                out[f"val/{t}/accuracy"] = sum(vs) / len(vs)
+        return out
+
+    def close(self) -> None:
+        self.executor.close()
+
+
+# ---------------------------------------------------------------------- CLI
+
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default="tiny", help="preset name (configs/NAME.yaml) or a YAML path")
+    p.add_argument("--resume", action="store_true", help="continue the run from its last checkpoint")
+    p.add_argument("--describe", action="store_true", help="list every config key with its help and exit")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. steps=3 run_name=try1")
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    if args.describe:
+        print(describe(TrainConfig))
+        return 0
+    try:
+        cfg = load_config(TrainConfig, args.config, args.overrides)
+    except (ConfigError, FileNotFoundError) as e:
+        print(f"azr train: {e}", file=sys.stderr)
+        return 2
+    try:
+        trainer = Trainer(cfg, resume=args.resume)
+    except (ConfigError, FileNotFoundError, FileExistsError) as e:
+        print(f"azr train: {e}", file=sys.stderr)
+        return 2
+    try:
+        path = trainer.train()
+    finally:
+        trainer.close()
+    print(json.dumps({"run_dir": str(path)}))
+    return 0
