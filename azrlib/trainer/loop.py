@@ -34,6 +34,7 @@ from azrlib.tasks.templates import propose_prompt, solve_prompt
 from azrlib.tasks.types import Task
 from azrlib.tasks.validation import ValidationConfig, validate_induction, validate_triplets
 from azrlib.tasks.verify import verify_answers
+from azrlib.trainer import dist
 from azrlib.trainer.advantages import compute_advantages, zero_advantage_fraction
 from azrlib.trainer.ppo import pack, ppo_loss, token_logprobs
 
@@ -103,21 +104,21 @@ class StepRunner:
                                      max_new_tokens=max_new_tokens, stop=STOP, seed=seed)
 
     def _seed(self, step: int, phase: int) -> int:
-        return (self.cfg.seed * 1_000_003 + step * 101 + phase) % (2**31 - 1)
+        """Sampling seed of one phase of one step on this rank."""
+        return (self.cfg.seed * 1_000_003 + step * 101 + phase + dist.rank() * 7919) % (2**31 - 1)
 
     # ------------------------------------------------------------------ one step
 
     def run_step(self, step: int) -> tuple[dict, list[dict]]:
         cfg = self.cfg
         timings: dict[str, float] = defaultdict(float)
-        rollouts: list[Rollout] = []
+        rollouts: list[Rollout] = []  # this rank's trainable responses
         stats: dict[str, float] = {}
         task_rows: list[dict] = []
         new_tasks: dict[str, list[Task]] = {t: [] for t in cfg.task_types}
 
         if cfg.mode == "selfplay":
-            proposals = self._propose(step, timings, rollouts, stats, task_rows, new_tasks)
-            del proposals
+            self._propose(step, timings, rollouts, stats, task_rows, new_tasks)
         for k, t in enumerate(cfg.task_types):
             self._solve(step, t, k, timings, rollouts, stats)
         for t in cfg.task_types:
@@ -126,12 +127,16 @@ class StepRunner:
             self.newest[t] = new_tasks[t]
 
         t0 = time.perf_counter()
-        rewards = [r.reward for r in rollouts]
-        lengths = [max(1, len(r.response_ids)) for r in rollouts]
-        advantages = compute_advantages(rewards, lengths, [r.group for r in rollouts],
-                                        [r.prompt_key for r in rollouts], cfg.advantage)
-        stats["zero_adv_group_frac"] = zero_advantage_fraction(advantages, [r.group for r in rollouts])
-        stats["zero_adv_prompt_frac"] = zero_advantage_fraction(advantages, [r.prompt_key for r in rollouts])
+        # TRR++ statistics are over the whole step's groups, so all ranks' rewards are gathered.
+        mine = [(r.reward, max(1, len(r.response_ids)), r.group, r.prompt_key) for r in rollouts]
+        parts = dist.gather_lists(mine)
+        everyone = [x for part in parts for x in part]
+        adv_all = compute_advantages([x[0] for x in everyone], [x[1] for x in everyone], [x[2] for x in everyone],
+                                     [x[3] for x in everyone], cfg.advantage)
+        offset = sum(len(part) for part in parts[: dist.rank()])
+        advantages = adv_all[offset: offset + len(mine)]
+        stats["zero_adv_group_frac"] = zero_advantage_fraction(adv_all, [x[2] for x in everyone])
+        stats["zero_adv_prompt_frac"] = zero_advantage_fraction(adv_all, [x[3] for x in everyone])
         timings["advantages"] += time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -149,6 +154,7 @@ class StepRunner:
     def _propose(self, step, timings, rollouts, stats, task_rows, new_tasks):
         cfg = self.cfg
         t0 = time.perf_counter()
+        # the full list of prompts comes from the shared RNG; this rank takes k % world == rank
         prompts, meta = [], []
         for t in cfg.task_types:
             for _ in range(cfg.batch_size):
@@ -160,70 +166,61 @@ class StepRunner:
                 prompts.append(propose_prompt(t, refs, style=cfg.prompt_style, banned_modules=cfg.banned_modules,
                                               program_for_induction=program, allow_helpers=cfg.allow_helpers))
                 meta.append((t, program))
-        completions = self._sample(prompts, 1, cfg.max_new_tokens_propose, self._seed(step, 0))
+        mine = list(range(dist.rank(), len(prompts), dist.world()))
+        completions = self._sample([prompts[k] for k in mine], 1, cfg.max_new_tokens_propose, self._seed(step, 0))
         timings["propose"] += time.perf_counter() - t0
 
         t0 = time.perf_counter()
         parsed = []
-        for (t, program), comps in zip(meta, completions):
+        for k, comps in zip(mine, completions):
+            t, program = meta[k]
             c = comps[0]
-            fmt = format_ok(c.text, prompt_ends_with_think=True)
-            p = parse_proposal(t, c.text, allow_helpers=cfg.allow_helpers)
-            parsed.append((t, program, c, fmt, p))
-        triplet_idx = [k for k, (t, _, _, fmt, p) in enumerate(parsed) if p.ok and t != "induction"]
-        induction_idx = [k for k, (t, _, _, fmt, p) in enumerate(parsed) if p.ok and t == "induction"]
+            parsed.append((t, program, c, format_ok(c.text, prompt_ends_with_think=True),
+                           parse_proposal(t, c.text, allow_helpers=cfg.allow_helpers)))
+        triplet_idx = [j for j, (t, _, _, _, p) in enumerate(parsed) if p.ok and t != "induction"]
+        induction_idx = [j for j, (t, _, _, _, p) in enumerate(parsed) if p.ok and t == "induction"]
         validations: dict[int, object] = {}
-        for k, v in zip(triplet_idx, validate_triplets(
-                self.executor, [(parsed[k][0], parsed[k][4].program, parsed[k][4].input) for k in triplet_idx],
+        for j, v in zip(triplet_idx, validate_triplets(
+                self.executor, [(parsed[j][0], parsed[j][4].program, parsed[j][4].input) for j in triplet_idx],
                 self.vcfg, step=step)):
-            validations[k] = v
-        for k, v in zip(induction_idx, validate_induction(
-                self.executor, [(parsed[k][1].program, list(parsed[k][4].inputs), parsed[k][4].message)
-                                for k in induction_idx], self.vcfg, step=step)):
-            validations[k] = v
+            validations[j] = v
+        for j, v in zip(induction_idx, validate_induction(
+                self.executor, [(parsed[j][1].program, list(parsed[j][4].inputs), parsed[j][4].message)
+                                for j in induction_idx], self.vcfg, step=step)):
+            validations[j] = v
         timings["validate"] += time.perf_counter() - t0
 
         # learnability: n solver samples per valid proposal, at the rollout temperature
         t0 = time.perf_counter()
-        valid_idx = [k for k in validations if validations[k].ok]
-        solve_prompts = [solve_prompt(validations[k].task, style=cfg.prompt_style, n_shown=cfg.n_shown) for k in valid_idx]
+        valid_idx = [j for j in validations if validations[j].ok]
+        solve_prompts = [solve_prompt(validations[j].task, style=cfg.prompt_style, n_shown=cfg.n_shown) for j in valid_idx]
         samples = self._sample(solve_prompts, cfg.n_solver_samples, cfg.max_new_tokens_solve, self._seed(step, 1))
         timings["learnability_sample"] += time.perf_counter() - t0
         t0 = time.perf_counter()
         flat_tasks, flat_answers, owners = [], [], []
-        for k, comps in zip(valid_idx, samples):
+        for j, comps in zip(valid_idx, samples):
             for c in comps:
-                a = parse_solver_answer(validations[k].task.task_type, c.text)
-                flat_tasks.append(validations[k].task)
+                a = parse_solver_answer(validations[j].task.task_type, c.text)
+                flat_tasks.append(validations[j].task)
                 flat_answers.append(a.answer if a.ok and format_ok(c.text, prompt_ends_with_think=True) else None)
-                owners.append(k)
+                owners.append(j)
         verdicts = verify_answers(self.executor, flat_tasks, flat_answers, n_shown=cfg.n_shown)
         correct: dict[int, list[bool]] = defaultdict(list)
-        for k, v in zip(owners, verdicts):
-            correct[k].append(v.correct)
+        for j, v in zip(owners, verdicts):
+            correct[j].append(v.correct)
         timings["learnability_verify"] += time.perf_counter() - t0
 
-        per_type = defaultdict(lambda: defaultdict(list))
-        for k, (t, program, c, fmt, p) in enumerate(parsed):
-            v = validations.get(k)
+        records = []
+        for j, (k, (t, program, c, fmt, p)) in enumerate(zip(mine, parsed)):
+            v = validations.get(j)
             valid = bool(v is not None and v.ok)
-            rate = sum(correct[k]) / len(correct[k]) if valid and correct[k] else None
+            rate = sum(correct[j]) / len(correct[j]) if valid and correct[j] else None
             reward = proposer_total_reward(fmt, valid, rate, cfg.proposer_reward, cfg.invalid_proposal_reward)
             reason = "format" if not fmt else (p.reason if not p.ok else (v.reason if v is not None else "ok"))
             rollouts.append(Rollout(t, "propose", list(c.prompt_token_ids), list(c.token_ids), list(c.logprobs),
                                     reward, prompt_key=f"p{step}-{k}", trainable=not cfg.freeze_proposer))
-            g = per_type[t]
-            g["valid"].append(valid)
-            g["format"].append(fmt)
-            g["reward"].append(reward)
-            g["length"].append(len(c.token_ids))
-            g["entropy"].append(c.logprobs)
-            if rate is not None:
-                g["solve_rate"].append(rate)
-                g["learnability"].append(learnability_reward(rate, cfg.proposer_reward))
-                new_tasks[t].append(v.task)
             task = v.task if valid else None
-            task_rows.append({
+            records.append({
                 "step": step, "task_type": t, "valid": valid, "format_ok": fmt,
                 "reason": "ok" if valid else reason, "solve_rate": rate, "reward": reward,
                 "response_length": len(c.token_ids),
@@ -231,19 +228,36 @@ class StepRunner:
                 "inputs": list(task.inputs) if task else list(p.inputs),
                 "outputs": list(task.outputs) if task else [],
                 "message": task.message if task else p.message,
+                "_entropy": sampled_token_entropy_mean([c.logprobs]),
+                "_task": task.to_json() if task else None,
             })
+        records = dist.interleave(dist.gather_lists(records))  # global prompt order, on every rank
+        per_type = defaultdict(lambda: defaultdict(list))
+        for rec in records:
+            t = rec["task_type"]
+            g = per_type[t]
+            g["valid"].append(rec["valid"])
+            g["format"].append(rec["format_ok"])
+            g["reward"].append(rec["reward"])
+            g["length"].append(rec["response_length"])
+            g["entropy"].append(rec.pop("_entropy"))
+            task = rec.pop("_task")
+            if rec["solve_rate"] is not None:
+                g["solve_rate"].append(rec["solve_rate"])
+                g["learnability"].append(learnability_reward(rec["solve_rate"], cfg.proposer_reward))
+                new_tasks[t].append(Task.from_json(task))
+            task_rows.append(rec)
         for t, g in per_type.items():
             stats[f"valid_rate/{t}"] = _mean(g["valid"])
             stats[f"format_rate/{t}/propose"] = _mean(g["format"])
             stats[f"reward/{t}/propose"] = _mean(g["reward"])
             stats[f"response_length/{t}/propose"] = _mean(g["length"])
-            stats[f"entropy/propose/{t}"] = sampled_token_entropy_mean(g["entropy"])
+            stats[f"entropy/propose/{t}"] = _mean(g["entropy"])
             stats[f"learnability/{t}/solve_rate"] = _mean(g["solve_rate"]) if g["solve_rate"] else None
             stats[f"learnability/{t}/reward"] = _mean(g["learnability"]) if g["learnability"] else None
             hist = Counter(min(REWARD_BINS, key=lambda b: abs(b - r)) for r in g["reward"])
             for b in REWARD_BINS:
                 stats[f"proposer_reward_hist/{t}/{b:g}"] = hist.get(b, 0)
-        return parsed
 
     # ------------------------------------------------------------------ solve
 
@@ -259,7 +273,9 @@ class StepRunner:
     def _solve(self, step, t, k, timings, rollouts, stats):
         cfg = self.cfg
         t0 = time.perf_counter()
-        tasks = self._solver_tasks(t)
+        all_tasks = self._solver_tasks(t)  # shared RNG: the same list on every rank
+        mine = list(range(dist.rank(), len(all_tasks), dist.world()))
+        tasks = [all_tasks[j] for j in mine]
         prompts = [solve_prompt(task, style=cfg.prompt_style, n_shown=cfg.n_shown) for task in tasks]
         samples = self._sample(prompts, 1, cfg.max_new_tokens_solve, self._seed(step, 10 + k))
         timings["solve"] += time.perf_counter() - t0
@@ -272,34 +288,43 @@ class StepRunner:
             answers.append(a.answer if a.ok else None)
         verdicts = verify_answers(self.executor, tasks, [a if f else None for a, f in zip(answers, fmts)], n_shown=cfg.n_shown)
         timings["verify"] += time.perf_counter() - t0
-        rewards = []
-        for j, (c, fmt, v) in enumerate(zip(comps, fmts, verdicts)):
+        records = []
+        for j, c, fmt, v in zip(mine, comps, fmts, verdicts):
             r = solver_total_reward(fmt, v.correct)
-            rewards.append(r)
             rollouts.append(Rollout(t, "solve", list(c.prompt_token_ids), list(c.token_ids), list(c.logprobs),
                                     r, prompt_key=f"s{step}-{t}-{j}"))
-        if comps:
-            stats[f"solve_rate/{t}"] = _mean([v.correct for v in verdicts])
-            stats[f"format_rate/{t}/solve"] = _mean(fmts)
-            stats[f"reward/{t}/solve"] = _mean(rewards)
-            stats[f"response_length/{t}/solve"] = _mean([len(c.token_ids) for c in comps])
-            stats[f"entropy/solve/{t}"] = sampled_token_entropy_mean([c.logprobs for c in comps])
+            records.append((v.correct, fmt, r, len(c.token_ids), sampled_token_entropy_mean([c.logprobs])))
+        records = dist.interleave(dist.gather_lists(records))
+        if records:
+            stats[f"solve_rate/{t}"] = _mean([x[0] for x in records])
+            stats[f"format_rate/{t}/solve"] = _mean([x[1] for x in records])
+            stats[f"reward/{t}/solve"] = _mean([x[2] for x in records])
+            stats[f"response_length/{t}/solve"] = _mean([x[3] for x in records])
+            stats[f"entropy/solve/{t}"] = _mean([x[4] for x in records])
 
     # ------------------------------------------------------------------ update
 
     def _update(self, rollouts: list[Rollout], advantages: list[float], step: int) -> dict:
+        """One PPO epoch. Every rank splits its responses into the same number of mini-batches
+        (from the global count); per mini-batch the loss is divided by the global number of
+        trainable tokens and gradients are summed over ranks, so the result does not depend on
+        how responses were spread over ranks."""
         cfg = self.cfg
         order = list(range(len(rollouts)))
-        random.Random(self._seed(step, 50)).shuffle(order)
+        random.Random(self._seed(step, 50) + dist.rank()).shuffle(order)
+        n_global = dist.all_reduce_sum(float(len(rollouts)))
+        n_mini = max(1, -(-int(n_global) // cfg.mini_batch_size))
+        per_mini = -(-len(order) // n_mini) if order else 0
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         ent_sum: dict[str, float] = defaultdict(float)
-        ent_tok: dict[str, float] = defaultdict(float)
+        ent_cnt: dict[str, float] = defaultdict(float)
         out = defaultdict(list)
+        params = [p for p in self.model.parameters() if p.requires_grad]
         self.model.train()
-        for start in range(0, len(order), cfg.mini_batch_size):
-            mini = [k for k in order[start:start + cfg.mini_batch_size] if rollouts[k].response_ids]
-            train_ids = [k for k in mini if rollouts[k].trainable]
-            n_tokens = float(sum(len(rollouts[k].response_ids) for k in train_ids)) or 1.0
+        for m in range(n_mini):
+            mini = [k for k in order[m * per_mini:(m + 1) * per_mini] if rollouts[k].response_ids]
+            local_tokens = float(sum(len(rollouts[k].response_ids) for k in mini if rollouts[k].trainable))
+            n_tokens = dist.all_reduce_sum(local_tokens)
             self.optimizer.zero_grad(set_to_none=True)
             for micro in _micro_batches(mini, [len(rollouts[k].prompt_ids) + len(rollouts[k].response_ids) for k in mini],
                                         cfg.micro_batch_tokens):
@@ -316,7 +341,7 @@ class StepRunner:
                     batch.response_mask = batch.response_mask * trainable[:, None]
                     if grad_ok:
                         loss, s = ppo_loss(logp, batch, cfg.clip_ratio, entropy, cfg.entropy_coef, cfg.kl_coef,
-                                           token_normalizer=n_tokens)
+                                           token_normalizer=max(n_tokens, 1.0))
                         loss.backward()
                         for key, val in s.items():
                             out[key].append(val)
@@ -324,24 +349,31 @@ class StepRunner:
                 for row, k in enumerate(micro):
                     L = len(rollouts[k].response_ids)
                     first = len(rollouts[k].prompt_ids) - 1
-                    vals = ent[row, first:first + L]
-                    g = rollouts[k].group
-                    ent_sum[g] += float(vals.mean())
-                    ent_tok[g] += 1
-            if train_ids:
-                norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                    ent_sum[rollouts[k].group] += float(ent[row, first:first + L].mean())
+                    ent_cnt[rollouts[k].group] += 1
+            if n_tokens > 0:
+                dist.sum_gradients(params)
+                norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
                 out["grad_norm"].append(float(norm))
                 self.optimizer.step()
         self.model.eval()
         stats = {f"loss/{k}": _mean(v) for k, v in out.items() if k != "grad_norm"}
         stats["grad_norm"] = _mean(out["grad_norm"]) if out["grad_norm"] else 0.0
-        for g in ent_sum:
+        # full-vocabulary entropy per group: gathered (sum, count) pairs from every rank
+        merged_sum: dict[str, float] = defaultdict(float)
+        merged_cnt: dict[str, float] = defaultdict(float)
+        for part in dist.gather_lists([(g, ent_sum[g], ent_cnt[g]) for g in ent_sum]):
+            for g, s_, c_ in part:
+                merged_sum[g] += s_
+                merged_cnt[g] += c_
+        for g in sorted(merged_sum):
             t, role = g.split("/")
-            stats[f"entropy_full/{role}/{t}"] = ent_sum[g] / ent_tok[g]
-        if ent_tok:
-            stats["entropy_full/all"] = sum(ent_sum.values()) / sum(ent_tok.values())
-        stats["n_sequences"] = len(rollouts)
-        stats["n_trained_sequences"] = sum(r.trainable and bool(r.response_ids) for r in rollouts)
+            stats[f"entropy_full/{role}/{t}"] = merged_sum[g] / merged_cnt[g]
+        if merged_cnt:
+            stats["entropy_full/all"] = sum(merged_sum.values()) / sum(merged_cnt.values())
+        stats["n_sequences"] = int(n_global)
+        stats["n_trained_sequences"] = int(dist.all_reduce_sum(
+            float(sum(r.trainable and bool(r.response_ids) for r in rollouts))))
         return stats
 
 

@@ -25,6 +25,7 @@ from azrlib.tasks.buffer import TaskBuffer
 from azrlib.tasks.parsing import format_ok, parse_solver_answer
 from azrlib.tasks.templates import solve_prompt
 from azrlib.tasks.verify import verify_answers
+from azrlib.trainer import dist
 from azrlib.trainer.checkpoint import RunDir
 from azrlib.trainer.config import TrainConfig
 from azrlib.trainer.loop import STOP, StepRunner, load_tasks_jsonl
@@ -66,6 +67,7 @@ class Trainer:
         from azrlib.rollout.hf import HFSampler
 
         self.cfg = cfg
+        dist.init_from_env(cfg.device)
         if cfg.torch_threads:
             torch.set_num_threads(cfg.torch_threads)
         set_seed(cfg.seed)
@@ -106,7 +108,16 @@ class Trainer:
                 chosen = by_type.get(t, [])
                 self.val_tasks += chosen[: cfg.val_max_tasks] if cfg.val_max_tasks else chosen
         self.run = RunDir(Path(cfg.out_dir) / cfg.run_name)
-        self.run.create(cfg, self.executor.isolation, resume)
+        error = None
+        if dist.is_main():
+            try:
+                self.run.create(cfg, self.executor.isolation, resume)
+            except FileExistsError as e:
+                error = str(e)
+        error = dist.gather_lists([error])[0][0]  # rank 0's verdict, on every rank
+        if error:
+            self.executor.close()
+            raise FileExistsError(error)
         self.start_step = 0
         if resume:
             self._resume()
@@ -151,11 +162,24 @@ class Trainer:
             b.load_state_dict(state["buffers"][t])
         self.runner.newest = {t: [Task.from_json(x) for x in v] for t, v in state["newest"].items()}
         self.start_step = int(state["step"])
-        self.run.truncate_logs(self.start_step)
+        if dist.is_main():
+            self.run.truncate_logs(self.start_step)
+        dist.barrier()
 
     def save(self, step: int) -> None:
-        self.run.save_checkpoint(step, self.model, self.tokenizer, self.trainer_state(step), self.stored_dtype,
-                                 self.cfg.save_fp32)
+        if dist.active():  # ranks must hold the same weights; a drift would be a bug in the update
+            checksum = float(sum(p.detach().double().sum() for p in self.model.parameters()))
+            sums = [x for part in dist.gather_lists([checksum]) for x in part]
+            if max(sums) - min(sums) > 1e-6 * max(1.0, abs(checksum)):
+                raise RuntimeError(f"ranks disagree on the weights at step {step}: {sums}")
+        if dist.is_main():  # weights, optimizer and buffers are identical on every rank
+            self.run.save_checkpoint(step, self.model, self.tokenizer, self.trainer_state(step), self.stored_dtype,
+                                     self.cfg.save_fp32)
+        dist.barrier()
+
+    def log(self, path: Path, records: list[dict]) -> None:
+        if dist.is_main():
+            self.run.append(path, records)
 
     # ------------------------------------------------------------------ loop
 
@@ -165,11 +189,12 @@ class Trainer:
             record = {"step": 0}
             if self.val_tasks:
                 record.update(self.validate(0))
-            self.run.truncate_logs(-1)
-            self.run.append(self.run.metrics, [record])
+            if dist.is_main():
+                self.run.truncate_logs(-1)
+            self.log(self.run.metrics, [record])
             self.save(0)
         bar = tqdm(range(self.start_step + 1, cfg.steps + 1), desc=f"train {cfg.run_name}",
-                   initial=self.start_step, total=cfg.steps)
+                   initial=self.start_step, total=cfg.steps, disable=None if dist.is_main() else True)
         for step in bar:
             t0 = time.perf_counter()
             stats, task_rows = self.runner.run_step(step)
@@ -179,9 +204,9 @@ class Trainer:
             # Timings vary run to run: they go to timings.jsonl so metrics.jsonl is reproducible.
             timing = {"step": step, **{k: record.pop(k) for k in list(record) if k.startswith("time/")}}
             timing["time/step"] = round(time.perf_counter() - t0, 3)
-            self.run.append(self.run.tasks, task_rows)
-            self.run.append(self.run.timings, [timing])
-            self.run.append(self.run.metrics, [record])
+            self.log(self.run.tasks, task_rows)
+            self.log(self.run.timings, [timing])
+            self.log(self.run.metrics, [record])
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                 self.save(step)
             bar.set_postfix({k.split("/")[-1]: round(v, 3) for k, v in record.items()
@@ -190,20 +215,23 @@ class Trainer:
 
     def validate(self, step: int) -> dict:
         cfg = self.cfg
-        prompts = [solve_prompt(t, style=cfg.prompt_style, n_shown=cfg.n_shown) for t in self.val_tasks]
+        mine = self.val_tasks[dist.rank()::dist.world()]
+        prompts = [solve_prompt(t, style=cfg.prompt_style, n_shown=cfg.n_shown) for t in mine]
         samples = self.sampler.generate(prompts, n=cfg.val_samples, temperature=cfg.temperature, top_p=cfg.top_p,
                                         max_new_tokens=cfg.max_new_tokens_solve, stop=STOP,
-                                        seed=(cfg.seed * 7919 + step) % (2**31 - 1))
+                                        seed=(cfg.seed * 7919 + step + 104729 * dist.rank()) % (2**31 - 1))
         tasks, answers = [], []
-        for task, comps in zip(self.val_tasks, samples):
+        for task, comps in zip(mine, samples):
             for c in comps:
                 a = parse_solver_answer(task.task_type, c.text)
                 tasks.append(task)
                 answers.append(a.answer if a.ok and format_ok(c.text, prompt_ends_with_think=True) else None)
         verdicts = verify_answers(self.executor, tasks, answers, n_shown=cfg.n_shown)
+        pairs = [x for part in dist.gather_lists([(task.task_type, v.correct) for task, v in zip(tasks, verdicts)])
+                 for x in part]
         out: dict = {}
         for t in cfg.task_types:
-            vs = [v.correct for task, v in zip(tasks, verdicts) if task.task_type == t]
+            vs = [ok for tt, ok in pairs if tt == t]
             if vs:
                 out[f"val/{t}/accuracy"] = sum(vs) / len(vs)
         return out
@@ -239,5 +267,6 @@ def run_cli(args: argparse.Namespace) -> int:
         path = trainer.train()
     finally:
         trainer.close()
-    print(json.dumps({"run_dir": str(path)}))
+    if dist.is_main():
+        print(json.dumps({"run_dir": str(path)}))
     return 0
