@@ -1,8 +1,9 @@
 """The `azr` command line: one subcommand per job, each a thin wrapper around a library function.
 
 Each subcommand lives in the module that owns the logic. That module exposes
-`configure_parser(parser)` (adds its arguments) and `run_cli(args) -> int` (the exit code); the
-table below only names them, so `azr --help` stays fast (modules are imported on use).
+`configure_parser(parser)` (adds its arguments) and `run_cli(args) -> int` (the exit code; another
+function when the table says `module:function`); the table only names them, so `azr --help`
+stays fast (modules are imported on use).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import sys
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "check-tasks": ("azrlib.tasks.check", "re-validate AZR-format task files (or CRUXEval) in the sandbox"),
     "sandbox-info": ("azrlib.sandbox.info", "show which isolation layers the sandbox can use on this machine"),
-    "train": ("azrlib.trainer.trainer", "self-play training (AZR, TRR++) or solver-only RLVR from a preset"),
+    "train": ("azrlib.trainer.trainer", "self-play training (AZR loop, TRR++) from a preset"),
+    "train-rlvr": ("azrlib.trainer.baselines:run_rlvr", "RLVR baseline: the solver trained with the same loss on fixed tasks"),
+    "train-sft": ("azrlib.trainer.baselines:run_sft", "SFT baseline: cross-entropy on the gold answers of the same tasks"),
     "passk": ("azrlib.metrics.passk", "unbiased pass@k from per-sample results, optionally paired vs another model"),
     "sparsity": ("azrlib.metrics.sparsity", "fraction of parameters unchanged between two checkpoints"),
 }
@@ -41,12 +44,13 @@ def main(argv: list[str] | None = None) -> int:
     name = argv[0]
     if name not in SUBCOMMANDS:
         parser.error(f"unknown command {name!r}; choose from: {', '.join(SUBCOMMANDS)}")
-    module_name, help_text = SUBCOMMANDS[name]
+    target, help_text = SUBCOMMANDS[name]
+    module_name, _, func = target.partition(":")
     module = importlib.import_module(module_name)
     sub_parser = argparse.ArgumentParser(prog=f"azr {name}", description=help_text)
     module.configure_parser(sub_parser)
     args = sub_parser.parse_args(argv[1:])
-    return int(module.run_cli(args) or 0)
+    return int(getattr(module, func or "run_cli")(args) or 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

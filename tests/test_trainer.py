@@ -217,3 +217,31 @@ def test_two_gloo_ranks_train_in_step(tiny_model, tmp_path):
     assert [m["step"] for m in metrics] == [0, 1, 2]
     assert metrics[1]["n_sequences"] == 3 * 2 * 4
     assert len(records(tmp_path / "d" / "tasks.jsonl")) == 2 * 3 * 4
+
+
+def _task_file(path: Path) -> Path:
+    tasks = [Task("deduction", f"def f(a):\n    return a + {k}", (str(k),), (str(2 * k),)) for k in range(1, 6)]
+    tasks += [Task("abduction", f"def f(a):\n    return a * {k}", (str(k),), (str(k * k),)) for k in range(1, 6)]
+    path.write_text("".join(json.dumps(t.to_json()) + "\n" for t in tasks))
+    return path
+
+
+def test_rlvr_mode_trains_the_solver_on_fixed_tasks(tiny_model, tmp_path):
+    tasks = _task_file(tmp_path / "tasks.jsonl")
+    path = run(small_cfg(tiny_model, tmp_path / "o", mode="rlvr", rlvr_tasks=str(tasks),
+                         task_types=["deduction", "abduction"], steps=1))
+    m = records(path / "metrics.jsonl")[1]
+    assert m["n_sequences"] == 2 * 3 and "reward/deduction/solve" in m
+    assert not any(k.startswith("valid_rate") for k in m)
+    assert not (path / "tasks.jsonl").exists() or records(path / "tasks.jsonl") == []
+
+
+def test_sft_mode_lowers_the_loss_on_its_tasks(tiny_model, tmp_path, capsys):
+    tasks = _task_file(tmp_path / "tasks.jsonl")
+    assert azr_main(["train-sft", "--config", "quick", f"model={tiny_model}", f"out_dir={tmp_path / 'o'}",
+                     f"rlvr_tasks={tasks}", "task_types=[deduction, abduction]", "steps=8", "batch_size=5",
+                     "lr=0.003", "validate_every=0", "checkpoint_every=4", "torch_threads=1"]) == 0
+    run_dir = Path(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["run_dir"])
+    losses = [m["loss/sft"] for m in records(run_dir / "metrics.jsonl")[1:]]
+    assert len(losses) == 8 and losses[-1] < 0.8 * losses[0]
+    assert (run_dir / "checkpoints" / "step_000008" / "model.safetensors").is_file()

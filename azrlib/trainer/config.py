@@ -26,7 +26,7 @@ class TrainConfig:
     seed: int = option(0, "seed for sampling, buffers and torch (a seed fixes a CPU run)")
     steps: int = option(20, "training steps (one step = propose + solve for every task type)")
     task_types: tuple[str, ...] = option(TASK_TYPES, "task types trained (AZR: all three)")
-    mode: str = option("selfplay", "selfplay (AZR) | rlvr (solver only, fixed tasks)")
+    mode: str = option("selfplay", "selfplay (AZR) | rlvr (solver RL on fixed tasks) | sft (cross-entropy on their gold answers)")
 
     # rollout
     batch_size: int = option(64, "prompts per (task type, role) per step (AZR: 64)")
@@ -80,7 +80,7 @@ class TrainConfig:
 
     def __post_init__(self):
         checks = [
-            (self.mode in ("selfplay", "rlvr"), f"mode must be selfplay or rlvr, got {self.mode!r}"),
+            (self.mode in ("selfplay", "rlvr", "sft"), f"mode must be selfplay, rlvr or sft, got {self.mode!r}"),
             (set(self.task_types) <= set(TASK_TYPES) and self.task_types, f"task_types must be a non-empty subset of {TASK_TYPES}"),
             (self.prompt_style in STYLES, f"prompt_style must be one of {STYLES}"),
             (self.proposer_reward in PROPOSER_REWARDS, f"proposer_reward must be one of {PROPOSER_REWARDS}"),

@@ -30,7 +30,7 @@ import torch
 from azrlib.rewards import learnability_reward, proposer_total_reward, solver_total_reward
 from azrlib.tasks.buffer import TaskBuffer
 from azrlib.tasks.parsing import format_ok, parse_proposal, parse_solver_answer
-from azrlib.tasks.templates import propose_prompt, solve_prompt
+from azrlib.tasks.templates import propose_prompt, render_solver_answer, solve_prompt
 from azrlib.tasks.types import Task
 from azrlib.tasks.validation import ValidationConfig, validate_induction, validate_triplets
 from azrlib.tasks.verify import verify_answers
@@ -110,6 +110,8 @@ class StepRunner:
     # ------------------------------------------------------------------ one step
 
     def run_step(self, step: int) -> tuple[dict, list[dict]]:
+        if self.cfg.mode == "sft":
+            return self.run_sft_step(step), []
         cfg = self.cfg
         timings: dict[str, float] = defaultdict(float)
         rollouts: list[Rollout] = []  # this rank's trainable responses
@@ -263,7 +265,7 @@ class StepRunner:
 
     def _solver_tasks(self, t: str) -> list[Task]:
         cfg = self.cfg
-        if cfg.mode == "rlvr":
+        if cfg.mode in ("rlvr", "sft"):
             pool = self.rlvr_pool.get(t) or []
             if not pool:
                 return []
@@ -301,6 +303,44 @@ class StepRunner:
             stats[f"reward/{t}/solve"] = _mean([x[2] for x in records])
             stats[f"response_length/{t}/solve"] = _mean([x[3] for x in records])
             stats[f"entropy/solve/{t}"] = _mean([x[4] for x in records])
+
+    # ------------------------------------------------------------------ SFT baseline
+
+    def run_sft_step(self, step: int) -> dict:
+        """Cross-entropy on gold solver completions of `batch_size` fixed tasks per type (token
+        mean over completion tokens), one optimizer step: the SFT baseline of RQ4. A task whose
+        `meta` holds a `completion` (e.g. the tiny corpus's traced answer) trains on it; otherwise
+        on the rendered gold answer with an empty <think>."""
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        tasks = [task for t in cfg.task_types for task in self._solver_tasks(t)]
+        mine = tasks[dist.rank()::dist.world()]
+        prompts, targets = [], []
+        for task in mine:
+            prompt = solve_prompt(task, style=cfg.prompt_style, n_shown=cfg.n_shown)
+            completion = task.meta.get("completion") or render_solver_answer(task)
+            prompts.append(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+            targets.append(self.tokenizer(completion, add_special_tokens=False)["input_ids"])
+        n_tokens = dist.all_reduce_sum(float(sum(len(x) for x in targets)))
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        total = 0.0
+        idx = list(range(len(mine)))
+        for micro in _micro_batches(idx, [len(prompts[k]) + len(targets[k]) for k in idx], cfg.micro_batch_tokens):
+            batch = pack([prompts[k] for k in micro], [targets[k] for k in micro],
+                         [[0.0] * len(targets[k]) for k in micro], [0.0] * len(micro), pad)
+            logp, _ = token_logprobs(self.model, batch, 1.0, with_entropy=False)
+            loss = -(logp * batch.response_mask).sum() / max(n_tokens, 1.0)
+            loss.backward()
+            total += float(loss.detach())
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        dist.sum_gradients(params)
+        norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        self.optimizer.step()
+        self.model.eval()
+        return {"loss/sft": dist.all_reduce_sum(total), "grad_norm": float(norm), "n_sequences": len(tasks),
+                "time/update": round(time.perf_counter() - t0, 3)}
 
     # ------------------------------------------------------------------ update
 

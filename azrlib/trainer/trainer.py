@@ -92,9 +92,9 @@ class Trainer:
                     self.buffers[task.task_type].add(task)
         self.runner = StepRunner(cfg, self.model, self.tokenizer, self.sampler, self.executor, self.buffers,
                                  self.optimizer, self.ref_model)
-        if cfg.mode == "rlvr":
+        if cfg.mode in ("rlvr", "sft"):
             if not cfg.rlvr_tasks:
-                raise ConfigError("mode rlvr needs rlvr_tasks (a JSONL of verified tasks)")
+                raise ConfigError(f"mode {cfg.mode} needs rlvr_tasks (a JSONL of verified tasks)")
             pool: dict = {}
             for task in load_tasks_jsonl(resolve_data_path(cfg.rlvr_tasks)):
                 pool.setdefault(task.task_type, []).append(task)
@@ -249,7 +249,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. steps=3 run_name=try1")
 
 
-def run_cli(args: argparse.Namespace) -> int:
+def run_cli(args: argparse.Namespace, mode: str | None = None) -> int:
+    if mode:  # `azr train-rlvr` / `azr train-sft`: the same trainer on fixed tasks
+        args.overrides = [f"mode={mode}"] + list(args.overrides)
     if args.describe:
         print(describe(TrainConfig))
         return 0
