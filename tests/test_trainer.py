@@ -157,7 +157,8 @@ def test_frozen_proposer_trains_solver_only(tiny_model, tmp_path):
 def test_learnability_path_with_scripted_policy(tiny_model, tmp_path):
     """Valid proposals flow through validation, learnability (p from n samples), the buffer and
     tasks.jsonl; solve rates and rewards follow the script."""
-    cfg = small_cfg(tiny_model, tmp_path, steps=1, task_types=["deduction"], batch_size=2, n_solver_samples=4)
+    cfg = small_cfg(tiny_model, tmp_path, steps=1, task_types=["deduction"], batch_size=2, n_solver_samples=4,
+                    seed_buffer_size=4, val_tasks=str(_task_file(tmp_path / "val.jsonl")), validate_every=1)
     trainer = Trainer(cfg)
     task = Task("deduction", "def f(a):\n    return a * 3", ("4",), ("12",))
     inner = trainer.sampler
@@ -188,14 +189,17 @@ def test_learnability_path_with_scripted_policy(tiny_model, tmp_path):
         path = trainer.train()
     finally:
         trainer.close()
-    m = records(path / "metrics.jsonl")[1]
+    m0, m = records(path / "metrics.jsonl")
+    assert m0["seed_buffer/deduction"] == 4 and m0["seed_buffer/rounds"] == 2  # 1 zero task + 2 per round
+    # the script answers every solve prompt with the gold of `task`: right only for its own inputs
+    assert 0.0 <= m0["val/deduction/accuracy"] <= 1.0 and "val/abduction/accuracy" not in m0
     assert m["valid_rate/deduction"] == 1.0
     assert m["learnability/deduction/solve_rate"] == 0.5
     assert m["reward/deduction/propose"] == pytest.approx(0.5)  # azr: 1 - p
     rows = records(path / "tasks.jsonl")
     assert len(rows) == 2 and all(r["valid"] and r["solve_rate"] == 0.5 for r in rows)
     assert rows[0]["outputs"] == ["12"]
-    assert m["buffer/deduction"] == 3  # zero triplet + 2 new (no dedup)
+    assert m["buffer/deduction"] == 6  # 4 after seeding + 2 new (no dedup)
 
 
 def test_two_gloo_ranks_train_in_step(tiny_model, tmp_path):
@@ -245,3 +249,38 @@ def test_sft_mode_lowers_the_loss_on_its_tasks(tiny_model, tmp_path, capsys):
     losses = [m["loss/sft"] for m in records(run_dir / "metrics.jsonl")[1:]]
     assert len(losses) == 8 and losses[-1] < 0.8 * losses[0]
     assert (run_dir / "checkpoints" / "step_000008" / "model.safetensors").is_file()
+
+
+def test_checkpoints_keep_the_base_dtype_and_optional_fp32(tiny_model, tmp_path):
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    bf16_dir = tmp_path / "bf16_base"
+    AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.bfloat16).save_pretrained(bf16_dir)
+    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(bf16_dir)
+    path = run(small_cfg(str(bf16_dir), tmp_path / "o", steps=1, save_fp32=True, entropy_coef=0.01))
+    ckpt = path / "checkpoints" / "step_000001"
+    stored = load_file(ckpt / "model.safetensors")
+    master = load_file(ckpt / "fp32" / "model.safetensors")
+    assert all(v.dtype == torch.bfloat16 for v in stored.values())
+    assert all(v.dtype == torch.float32 for v in master.values())
+    for k in set(stored) & set(master):
+        assert torch.equal(master[k].to(torch.bfloat16), stored[k])
+
+
+def test_a_failing_sampler_is_logged_not_fatal(tiny_model, tmp_path):
+    trainer = Trainer(small_cfg(tiny_model, tmp_path, steps=1))
+
+    class Broken:
+        tokenizer = trainer.tokenizer
+
+        def generate(self, *a, **k):
+            raise RuntimeError("engine died")
+
+    trainer.runner.sampler = Broken()
+    try:
+        path = trainer.train()
+    finally:
+        trainer.close()
+    m = records(path / "metrics.jsonl")[1]
+    assert m["errors/sampler"] >= 1 and "engine died" in m["errors/first"]
+    assert m["n_sequences"] == 0

@@ -65,6 +65,7 @@ class TrainConfig:
     buffer_policy: str = option("drop_oldest", "when full: drop_oldest (ours) | keep_oldest (AZR)")
     seed_tasks: str = option("", "JSONL of tasks to seed the buffers with (empty: AZR's zero triplet only)")
     seed_buffer_size: int = option(0, "before step 1, propose until each buffer holds this many tasks (AZR: 256)")
+    seed_buffer_rounds: int = option(20, "at most this many proposal rounds for the seeding")
     rlvr_tasks: str = option("", "mode rlvr/sft: JSONL of verified solver tasks (tiny: built from the corpus)")
 
     # bookkeeping

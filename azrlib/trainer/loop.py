@@ -91,6 +91,7 @@ class StepRunner:
         self.rng = random.Random(cfg.seed)
         self.newest: dict[str, list[Task]] = {t: [] for t in cfg.task_types}
         self.rlvr_pool: dict[str, list[Task]] = {}
+        self.errors: list[str] = []  # recoverable failures of this step (sampler), logged
         self.vcfg = ValidationConfig(banned_modules=tuple(cfg.banned_modules), allow_helpers=cfg.allow_helpers,
                                      max_output_chars=cfg.max_output_chars, output_overflow=cfg.output_overflow,
                                      timeout_s=cfg.exec_timeout_s)
@@ -98,10 +99,16 @@ class StepRunner:
     # ------------------------------------------------------------------ sampling helpers
 
     def _sample(self, prompts: list[str], n: int, max_new_tokens: int, seed: int):
+        """Completions per prompt; a failing rollout engine costs this phase its samples (logged
+        as `errors/sampler`), not the run."""
         if not prompts:
             return []
-        return self.sampler.generate(prompts, n=n, temperature=self.cfg.temperature, top_p=self.cfg.top_p,
-                                     max_new_tokens=max_new_tokens, stop=STOP, seed=seed)
+        try:
+            return self.sampler.generate(prompts, n=n, temperature=self.cfg.temperature, top_p=self.cfg.top_p,
+                                         max_new_tokens=max_new_tokens, stop=STOP, seed=seed)
+        except (RuntimeError, ValueError, OSError) as e:
+            self.errors.append(f"sampler: {type(e).__name__}: {str(e)[:200]}")
+            return [[] for _ in prompts]
 
     def _seed(self, step: int, phase: int) -> int:
         """Sampling seed of one phase of one step on this rank."""
@@ -147,13 +154,34 @@ class StepRunner:
 
         for t in cfg.task_types:
             stats[f"buffer/{t}"] = len(self.buffers[t])
+        errors = [e for part in dist.gather_lists(self.errors) for e in part]
+        stats["errors/sampler"] = len(errors)
+        if errors:
+            stats["errors/first"] = errors[0]
+        self.errors = []
         for k, v in timings.items():
             stats[f"time/{k}"] = round(v, 3)
         return stats, task_rows
 
+    # ------------------------------------------------------------------ buffer seeding
+
+    def seed_buffers(self, target: int, max_rounds: int = 50) -> dict:
+        """AZR's seeding: before training, the base model proposes (from the zero triplet) until
+        every buffer holds `target` valid tasks or `max_rounds` rounds pass. No gradient, no
+        learnability; the tasks are validated like any proposal (step 0)."""
+        rounds = 0
+        while rounds < max_rounds and any(len(self.buffers[t]) < target for t in self.cfg.task_types):
+            rounds += 1
+            new_tasks: dict[str, list[Task]] = {t: [] for t in self.cfg.task_types}
+            self._propose(0, defaultdict(float), [], {}, [], new_tasks, with_learnability=False)
+            for t in self.cfg.task_types:
+                room = max(0, target - len(self.buffers[t]))
+                self.buffers[t].extend(new_tasks[t][:room])
+        return {f"seed_buffer/{t}": len(self.buffers[t]) for t in self.cfg.task_types} | {"seed_buffer/rounds": rounds}
+
     # ------------------------------------------------------------------ propose + learnability
 
-    def _propose(self, step, timings, rollouts, stats, task_rows, new_tasks):
+    def _propose(self, step, timings, rollouts, stats, task_rows, new_tasks, with_learnability: bool = True):
         cfg = self.cfg
         t0 = time.perf_counter()
         # the full list of prompts comes from the shared RNG; this rank takes k % world == rank
@@ -174,7 +202,9 @@ class StepRunner:
 
         t0 = time.perf_counter()
         parsed = []
-        for k, comps in zip(mine, completions):
+        kept = [(k, comps) for k, comps in zip(mine, completions) if comps]
+        mine = [k for k, _ in kept]
+        for k, comps in kept:
             t, program = meta[k]
             c = comps[0]
             parsed.append((t, program, c, format_ok(c.text, prompt_ends_with_think=True),
@@ -195,6 +225,11 @@ class StepRunner:
         # learnability: n solver samples per valid proposal, at the rollout temperature
         t0 = time.perf_counter()
         valid_idx = [j for j in validations if validations[j].ok]
+        if not with_learnability:
+            for j in valid_idx:
+                new_tasks[validations[j].task.task_type].append(validations[j].task)
+            new_tasks.update({t: [x for part in dist.gather_lists(v) for x in part] for t, v in new_tasks.items()})
+            return
         solve_prompts = [solve_prompt(validations[j].task, style=cfg.prompt_style, n_shown=cfg.n_shown) for j in valid_idx]
         samples = self._sample(solve_prompts, cfg.n_solver_samples, cfg.max_new_tokens_solve, self._seed(step, 1))
         timings["learnability_sample"] += time.perf_counter() - t0
@@ -282,7 +317,10 @@ class StepRunner:
         samples = self._sample(prompts, 1, cfg.max_new_tokens_solve, self._seed(step, 10 + k))
         timings["solve"] += time.perf_counter() - t0
         t0 = time.perf_counter()
-        comps = [s[0] for s in samples]
+        pairs = [(j, s[0]) for j, s in zip(mine, samples) if s]
+        tasks = [all_tasks[j] for j, _ in pairs]
+        mine = [j for j, _ in pairs]
+        comps = [c for _, c in pairs]
         fmts = [format_ok(c.text, prompt_ends_with_think=True) for c in comps]
         answers = []
         for c in comps:

@@ -62,7 +62,7 @@ def set_seed(seed: int) -> None:
 
 class Trainer:
     def __init__(self, cfg: TrainConfig, resume: bool = False):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
         from azrlib.rollout.hf import HFSampler
 
@@ -74,9 +74,12 @@ class Trainer:
         model_path = resolve_model_path(cfg.model)
         self.tokenizer = AutoTokenizer.from_pretrained(model_path)
         dtype = getattr(torch, cfg.dtype)
-        self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(cfg.device)
-        stored = getattr(self.model.config, "dtype", None) or getattr(self.model.config, "torch_dtype", None)
+        # checkpoints are written in the dtype the base is stored in (bf16 for Qwen), read before
+        # loading because from_pretrained(dtype=...) rewrites the config's dtype
+        base_config = AutoConfig.from_pretrained(model_path)
+        stored = getattr(base_config, "dtype", None) or getattr(base_config, "torch_dtype", None)
         self.stored_dtype = getattr(torch, stored) if isinstance(stored, str) else (stored or torch.float32)
+        self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(cfg.device)
         self.ref_model = None
         if cfg.kl_coef:
             self.ref_model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(cfg.device).eval()
@@ -187,6 +190,8 @@ class Trainer:
         cfg = self.cfg
         if self.start_step == 0 and self.run.latest_checkpoint() is None:
             record = {"step": 0}
+            if cfg.mode == "selfplay" and cfg.seed_buffer_size:
+                record.update(self.runner.seed_buffers(cfg.seed_buffer_size, cfg.seed_buffer_rounds))
             if self.val_tasks:
                 record.update(self.validate(0))
             if dist.is_main():
