@@ -1,0 +1,190 @@
+"""`azr pretrain-tiny`: the tiny base model, pretrained here on CPU from the synthetic corpus.
+
+Steps: build the corpus and the held-out benchmark (`corpus.py`), train a byte-level BPE tokenizer
+on the documents (code whitespace preserved), build a small `Qwen2ForCausalLM`, train it with
+AdamW (warm-up + cosine) on packed documents, and save it the way a Hugging Face checkpoint is
+saved (`save_pretrained` safetensors + tokenizer), with `pretrain.json` (config, losses, timings).
+Loading the result goes through `AutoModelForCausalLM` / `AutoTokenizer`, exactly as a Qwen
+checkpoint does, so every later stage uses one code path.
+
+Threads: a run is one process; `threads` sets torch's intra-op threads (measured per model size,
+see `benchmarks/bench_pretrain_threads.py` and the README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from azrlib.config import option
+
+EOS = "<|endoftext|>"
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    out: str = option("data/tiny_base", "output directory of the checkpoint")
+    seed: int = option(0, "seed for corpus, tokenizer order, init and batches")
+    n_programs: int = option(6000, "programs generated for the corpus")
+    vocab_size: int = option(2048, "BPE vocabulary size")
+    hidden_size: int = option(192, "model width")
+    num_layers: int = option(4, "transformer layers")
+    num_heads: int = option(6, "attention heads")
+    num_kv_heads: int = option(2, "key/value heads (GQA, as Qwen2)")
+    intermediate_size: int = option(512, "MLP width")
+    seq_len: int = option(768, "training sequence length (packed documents)")
+    max_position: int = option(1024, "context length of the model")
+    batch_size: int = option(16, "sequences per optimizer step")
+    lr: float = option(3e-3, "peak learning rate")
+    warmup_steps: int = option(30, "linear warm-up steps")
+    time_budget_s: float = option(600.0, "stop training after this many seconds (cosine schedule over the budget)")
+    max_steps: int = option(100000, "upper bound on optimizer steps")
+    threads: int = option(2, "torch intra-op threads")
+    bf16: bool = option(False, "bf16 autocast (measure: on this CPU fp32 was faster for small models)")
+
+
+def train_tokenizer(documents: list[str], vocab_size: int, seed: int = 0):
+    """Byte-level BPE on the documents; whitespace is kept byte for byte (no normalizer)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOS],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    docs = list(documents)
+    random.Random(seed).shuffle(docs)
+    tok.train_from_iterator(docs, trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS, pad_token=EOS, bos_token=None,
+                                   unk_token=None, clean_up_tokenization_spaces=False)
+
+
+def build_model(cfg: PretrainConfig, vocab_size: int, eos_id: int):
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    config = Qwen2Config(
+        vocab_size=vocab_size, hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
+        num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads, num_key_value_heads=cfg.num_kv_heads,
+        max_position_embeddings=cfg.max_position, tie_word_embeddings=True, rope_theta=10000.0,
+        bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=eos_id, use_sliding_window=False,
+    )
+    torch.manual_seed(cfg.seed)
+    model = Qwen2ForCausalLM(config)
+    return model
+
+
+def pack_documents(token_lists: list[list[int]], seq_len: int, eos_id: int, rng: random.Random) -> torch.Tensor:
+    """Concatenate shuffled documents separated by EOS into rows of seq_len tokens."""
+    order = list(range(len(token_lists)))
+    rng.shuffle(order)
+    stream: list[int] = []
+    for k in order:
+        stream.extend(token_lists[k])
+        stream.append(eos_id)
+    n_rows = len(stream) // seq_len
+    return torch.tensor(stream[: n_rows * seq_len], dtype=torch.long).view(n_rows, seq_len)
+
+
+def train_model(model, rows_fn, cfg: PretrainConfig, log_every: int = 10) -> dict:
+    """AdamW with warm-up and a cosine decay over the time budget; returns the loss curve."""
+    from tqdm import tqdm
+
+    torch.set_num_threads(cfg.threads)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.1)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    rows = rows_fn(0)
+    epoch, cursor = 0, 0
+    perm = torch.randperm(rows.shape[0], generator=gen)
+    losses, start = [], time.perf_counter()
+    model.train()
+    bar = tqdm(total=int(cfg.time_budget_s), desc="pretrain (s)", unit="s")
+    step = 0
+    while step < cfg.max_steps:
+        elapsed = time.perf_counter() - start
+        if elapsed >= cfg.time_budget_s:
+            break
+        progress = elapsed / cfg.time_budget_s
+        lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        if cursor + cfg.batch_size > rows.shape[0]:
+            epoch += 1
+            rows = rows_fn(epoch)  # a new packing order each epoch
+            perm = torch.randperm(rows.shape[0], generator=gen)
+            cursor = 0
+        batch = rows[perm[cursor:cursor + cfg.batch_size]]
+        cursor += cfg.batch_size
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            out = model(input_ids=batch, labels=batch)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        step += 1
+        if step % log_every == 0 or step == 1:
+            losses.append({"step": step, "seconds": round(time.perf_counter() - start, 1), "loss": round(float(out.loss), 4),
+                           "lr": lr, "epoch": epoch})
+            bar.n = min(int(time.perf_counter() - start), int(cfg.time_budget_s))
+            bar.set_postfix(loss=round(float(out.loss), 3), step=step)
+    bar.close()
+    model.eval()
+    return {"steps": step, "epochs": epoch, "seconds": round(time.perf_counter() - start, 1), "losses": losses,
+            "tokens_seen": step * cfg.batch_size * cfg.seq_len}
+
+
+def pretrain_tiny(cfg: PretrainConfig, benchmark_out: str | None = None) -> Path:
+    from azrlib.sandbox import Executor
+    from azrlib.tinyworld import corpus as tw
+
+    out = Path(cfg.out)
+    t0 = time.perf_counter()
+    with Executor() as ex:
+        built = tw.build_corpus(ex, cfg.n_programs, cfg.seed)
+        documents = tw.pretraining_documents(built, cfg.seed)
+        bench = tw.build_benchmark(ex, cfg.seed, exclude=built) if benchmark_out else None
+    corpus_s = time.perf_counter() - t0
+    tokenizer = train_tokenizer(documents, cfg.vocab_size, cfg.seed)
+    token_lists = [tokenizer(d, add_special_tokens=False)["input_ids"] for d in documents]
+    model = build_model(cfg, len(tokenizer), tokenizer.eos_token_id)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"corpus: {len(documents)} documents, {sum(map(len, token_lists))} tokens ({corpus_s:.0f} s); "
+          f"model: {n_params / 1e6:.2f} M parameters")
+    stats = train_model(model, lambda epoch: pack_documents(token_lists, cfg.seq_len, tokenizer.eos_token_id,
+                                                            random.Random(cfg.seed * 1000 + epoch)), cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    record = {"config": asdict(cfg), "n_params": n_params, "n_documents": len(documents),
+              "n_tokens": sum(map(len, token_lists)), "corpus_seconds": round(corpus_s, 1), **stats,
+              "torch": torch.__version__}
+    (out / "pretrain.json").write_text(json.dumps(record, indent=1))
+    if bench is not None:
+        tw.save_benchmark(benchmark_out, bench)
+    return out
+
+
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="data/tiny_base", help="checkpoint directory")
+    p.add_argument("--benchmark-out", default="data/tinyworld/benchmark.jsonl",
+                   help="where the held-out tiny-world benchmark is written ('' to skip)")
+    p.add_argument("overrides", nargs="*", help="PretrainConfig key=value overrides (see --describe)")
+    p.add_argument("--describe", action="store_true", help="list the config keys and exit")
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    from azrlib.config import describe, load_config
+    if args.describe:
+        print(describe(PretrainConfig))
+        return 0
+    cfg = load_config(PretrainConfig, {"out": args.out}, args.overrides)
+    path = pretrain_tiny(cfg, args.benchmark_out or None)
+    print(json.dumps({"checkpoint": str(path)}))
+    return 0
