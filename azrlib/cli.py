@@ -17,6 +17,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "check-tasks": ("azrlib.tasks.check", "re-validate AZR-format task files (or CRUXEval) in the sandbox"),
     "sandbox-info": ("azrlib.sandbox.info", "show which isolation layers the sandbox can use on this machine"),
     "pretrain-tiny": ("azrlib.tinyworld.pretrain", "rebuild the tiny base model (and tiny-world benchmark) on CPU"),
+    "tiny-usefulness": ("azrlib.tinyworld.usefulness", "is a base model a useful self-play start? (tiny-world solve/propose rates)"),
     "train": ("azrlib.trainer.trainer", "self-play training (AZR loop, TRR++) from a preset"),
     "train-rlvr": ("azrlib.trainer.baselines:run_rlvr", "RLVR baseline: the solver trained with the same loss on fixed tasks"),
     "train-sft": ("azrlib.trainer.baselines:run_sft", "SFT baseline: cross-entropy on the gold answers of the same tasks"),

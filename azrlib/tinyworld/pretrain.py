@@ -149,7 +149,7 @@ def pretrain_tiny(cfg: PretrainConfig, benchmark_out: str | None = None) -> Path
     with Executor() as ex:
         built = tw.build_corpus(ex, cfg.n_programs, cfg.seed)
         documents = tw.pretraining_documents(built, cfg.seed)
-        bench = tw.build_benchmark(ex, cfg.seed, exclude=built) if benchmark_out else None
+        bench = tw.build_benchmark(ex, exclude=built) if benchmark_out else None  # TASK_SOURCE's fixed seed
     corpus_s = time.perf_counter() - t0
     tokenizer = train_tokenizer(documents, cfg.vocab_size, cfg.seed)
     token_lists = [tokenizer(d, add_special_tokens=False)["input_ids"] for d in documents]
