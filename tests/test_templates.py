@@ -19,8 +19,8 @@ def induction_task(n: int = 10) -> Task:
                 message="Swap a prefix")
 
 
-def user_text(prompt: str) -> str:
-    return prompt[len(T.SYSTEM_SENTENCE):-len(T.PROMPT_SUFFIX)]
+def user_text(prompt: str, style: str = "azr") -> str:
+    return prompt[len(T.system_sentence(style)):-len(T.PROMPT_SUFFIX)]
 
 
 def all_prompts(style: str) -> dict[str, str]:
@@ -39,13 +39,14 @@ def all_prompts(style: str) -> dict[str, str]:
 @pytest.mark.parametrize("style", T.STYLES)
 def test_every_prompt_is_wrapped_and_ends_with_open_think(style):
     for name, prompt in all_prompts(style).items():
-        assert prompt.startswith(T.SYSTEM_SENTENCE + "\nUser: "), name
+        assert prompt.startswith(T.system_sentence(style) + "\nUser: "), name
         assert prompt.endswith("\nAssistant: <think>"), name
 
 
-def test_system_sentence_names_both_tag_pairs():
+@pytest.mark.parametrize("style", T.STYLES)
+def test_system_sentence_names_both_tag_pairs(style):
     for tag in ("<think>", "</think>", "<answer>", "</answer>"):
-        assert tag in T.SYSTEM_SENTENCE
+        assert tag in T.system_sentence(style)
 
 
 @pytest.mark.parametrize("style", T.STYLES)
@@ -70,7 +71,7 @@ def test_compact_style_is_much_shorter_for_every_prompt():
     azr, compact = all_prompts("azr"), all_prompts("compact")
     for name in azr:
         assert len(compact[name]) < len(azr[name]), name
-        assert len(user_text(compact[name])) * 2 < len(user_text(azr[name])), name
+        assert len(user_text(compact[name], "compact")) * 2 < len(user_text(azr[name])), name
 
 
 @pytest.mark.parametrize("task_type", ["deduction", "abduction"])

@@ -168,7 +168,7 @@ def test_documents_cover_all_forms_and_parse_back(docs):
     assert {d.form for d in docs} == set(C.DOCUMENT_FORMS)
     for doc in docs:
         assert doc.text == doc.prompt + doc.completion
-        assert doc.prompt.startswith(templates.SYSTEM_SENTENCE) and doc.prompt.endswith(templates.PROMPT_SUFFIX)
+        assert doc.prompt.startswith(templates.system_sentence("compact")) and doc.prompt.endswith(templates.PROMPT_SUFFIX)
         assert parsing.format_ok(doc.completion, prompt_ends_with_think=True)
         task = doc.task
         if doc.form.startswith("propose"):

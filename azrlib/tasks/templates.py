@@ -78,9 +78,18 @@ def fence(tag: str, body: str) -> str:
     return f"```{tag}\n{body}\n```"
 
 
-def wrap_prompt(user_text: str) -> str:
+# The compact style keeps the R1 structure with a one-line system sentence: for the tiny model
+# every prompt token costs pretraining compute, and the long sentence carries no task information.
+COMPACT_SYSTEM_SENTENCE = "Think in <think> </think>, then answer in <answer> </answer>."
+
+
+def system_sentence(style: str = "azr") -> str:
+    return COMPACT_SYSTEM_SENTENCE if style == "compact" else SYSTEM_SENTENCE
+
+
+def wrap_prompt(user_text: str, style: str = "azr") -> str:
     """R1-style wrapper shared by all six prompts; ends with `Assistant: <think>`."""
-    return f"{SYSTEM_SENTENCE}\nUser: {user_text}\n{PROMPT_SUFFIX}"
+    return f"{system_sentence(style)}\nUser: {user_text}\n{PROMPT_SUFFIX}"
 
 
 def _check_style(style: str) -> None:
@@ -368,10 +377,10 @@ def propose_prompt(
         if source is None:
             raise ValueError("an induction proposal needs program_for_induction (or a reference)")
         build = _azr_propose_induction if style == "azr" else _compact_propose_induction
-        return wrap_prompt(build(source.program, num_inputs))
+        return wrap_prompt(build(source.program, num_inputs), style)
     build = _azr_propose_triplet if style == "azr" else _compact_propose_triplet
     return wrap_prompt(build(task_type, list(references), swap, tuple(banned_modules),
-                             allow_helpers))
+                             allow_helpers), style)
 
 
 # --------------------------------------------------------------------------------------------
@@ -448,7 +457,7 @@ def solve_prompt(task: Task, style: str = "azr", n_shown: int = DEFAULT_N_SHOWN)
     the shown pairs (`split_induction_pairs(task, n_shown)[0]`) appear."""
     _check_style(style)
     if style == "compact":
-        return wrap_prompt(_compact_solve(task, n_shown))
+        return wrap_prompt(_compact_solve(task, n_shown), style)
     if task.task_type == "deduction":
         return wrap_prompt(_azr_solve_deduction(task))
     if task.task_type == "abduction":
