@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("azrlib.trainer.trainer", "self-play training (AZR loop, TRR++) from a preset"),
     "train-rlvr": ("azrlib.trainer.baselines:run_rlvr", "RLVR baseline: the solver trained with the same loss on fixed tasks"),
     "train-sft": ("azrlib.trainer.baselines:run_sft", "SFT baseline: cross-entropy on the gold answers of the same tasks"),
+    "eval": ("azrlib.eval.cli", "sample a model on a benchmark, check every sample, write per-sample JSONL rows"),
     "passk": ("azrlib.metrics.passk", "unbiased pass@k from per-sample results, optionally paired vs another model"),
     "sparsity": ("azrlib.metrics.sparsity", "fraction of parameters unchanged between two checkpoints"),
 }
