@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 
 
 @dataclass
@@ -49,20 +50,44 @@ def pack(prompts: list[list[int]], responses: list[list[int]], old_logprobs: lis
     return PackedBatch(input_ids, attention, resp_mask, old, adv)
 
 
-def token_logprobs(model, batch: PackedBatch, temperature: float = 1.0, with_entropy: bool = True):
-    """(log-probs of the next tokens [B, T-1], entropy [B, T-1] or None) in one forward pass."""
+def token_logprobs(model, batch: PackedBatch, temperature: float = 1.0, with_entropy: bool = True,
+                   chunk_tokens: int = 4096):
+    """(log-probs of the next tokens [B, T-1], entropy [B, T-1] or None) in one forward pass.
+
+    The vocabulary projection runs in chunks of positions under activation checkpointing, so the
+    full [B, T, vocab] logits never exist at once (151,936 x 16k tokens of fp32 logits would be
+    10 GB for a Qwen micro-batch); backward recomputes each chunk's logits."""
     position_ids = (batch.attention_mask.cumsum(-1) - 1).clamp(min=0)
-    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                   position_ids=position_ids).logits[:, :-1].float()
+    hidden = model.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                         position_ids=position_ids).last_hidden_state[:, :-1]
+    head = model.get_output_embeddings()
+    target = batch.input_ids[:, 1:]
+    B, T = target.shape
+    step = max(1, chunk_tokens // max(B, 1))
+    logps, ents = [], []
+    for start in range(0, T, step):
+        h, y = hidden[:, start:start + step], target[:, start:start + step]
+        if torch.is_grad_enabled() and h.requires_grad:
+            lp, ent = torch.utils.checkpoint.checkpoint(_head_logprobs, head, h, y, temperature, with_entropy,
+                                                        use_reentrant=False)
+        else:
+            lp, ent = _head_logprobs(head, h, y, temperature, with_entropy)
+        logps.append(lp)
+        ents.append(ent)
+    logp = torch.cat(logps, dim=1)
+    entropy = torch.cat(ents, dim=1) if with_entropy else None
+    return logp, entropy
+
+
+def _head_logprobs(head, h, y, temperature: float, with_entropy: bool):
+    logits = head(h).float()
     if temperature != 1.0:
         logits = logits / temperature
     logp_all = F.log_softmax(logits, dim=-1)
-    target = batch.input_ids[:, 1:]
-    logp = logp_all.gather(-1, target.unsqueeze(-1)).squeeze(-1)
-    entropy = None
-    if with_entropy:
-        entropy = -(logp_all.exp() * logp_all).sum(-1)
-    return logp, entropy
+    logp = logp_all.gather(-1, y.unsqueeze(-1)).squeeze(-1)
+    if not with_entropy:
+        return logp, torch.zeros_like(logp)
+    return logp, -(logp_all.exp() * logp_all).sum(-1)
 
 
 def ppo_loss(logp: torch.Tensor, batch: PackedBatch, clip: float = 0.2, entropy: torch.Tensor | None = None,
