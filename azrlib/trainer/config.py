@@ -77,6 +77,8 @@ class TrainConfig:
     val_samples: int = option(1, "samples per validation task (accuracy = mean over samples)")
     torch_threads: int = option(0, "torch intra-op threads (0: leave torch's default)")
     device: str = option("cpu", "cpu | cuda")
+    gradient_checkpointing: bool = option(False, "recompute activations in backward (GPU presets: on)")
+    amp_bf16: bool = option(False, "bf16 autocast in the update's forward (weights and optimizer stay in dtype)")
     dtype: str = option("float32", "training dtype: float32 | bfloat16")
 
     def __post_init__(self):

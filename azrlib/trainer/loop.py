@@ -398,6 +398,7 @@ class StepRunner:
         ent_cnt: dict[str, float] = defaultdict(float)
         out = defaultdict(list)
         params = [p for p in self.model.parameters() if p.requires_grad]
+        device = next(self.model.parameters()).device
         self.model.train()
         for m in range(n_mini):
             mini = [k for k in order[m * per_mini:(m + 1) * per_mini] if rollouts[k].response_ids]
@@ -409,11 +410,14 @@ class StepRunner:
                 batch = pack([rollouts[k].prompt_ids for k in micro], [rollouts[k].response_ids for k in micro],
                              [rollouts[k].logprobs for k in micro], [advantages[k] for k in micro], pad)
                 trainable = torch.tensor([rollouts[k].trainable for k in micro], dtype=torch.float32)
+                grad_ok = bool(trainable.any())
+                batch = batch.to(device)
+                trainable = trainable.to(device)
                 if cfg.kl_coef and self.ref_model is not None:
                     with torch.no_grad():
                         batch.ref_logprobs, _ = token_logprobs(self.ref_model, batch, cfg.temperature, with_entropy=False)
-                grad_ok = bool(trainable.any())
-                with torch.set_grad_enabled(grad_ok):
+                with torch.set_grad_enabled(grad_ok), torch.autocast(device.type, dtype=torch.bfloat16,
+                                                                      enabled=cfg.amp_bf16):
                     logp, entropy = token_logprobs(self.model, batch, cfg.temperature, with_entropy=True)
                     # frozen responses: forward only (their entropy is logged), no gradient
                     batch.response_mask = batch.response_mask * trainable[:, None]

@@ -26,6 +26,11 @@ class PackedBatch:
     advantages: torch.Tensor  # [B, T-1]
     ref_logprobs: torch.Tensor | None = None
 
+    def to(self, device) -> "PackedBatch":
+        move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
+        return PackedBatch(move(self.input_ids), move(self.attention_mask), move(self.response_mask),
+                           move(self.old_logprobs), move(self.advantages), move(self.ref_logprobs))
+
 
 def pack(prompts: list[list[int]], responses: list[list[int]], old_logprobs: list[list[float]],
          advantages: list[float], pad_id: int) -> PackedBatch:

@@ -80,6 +80,8 @@ class Trainer:
         stored = getattr(base_config, "dtype", None) or getattr(base_config, "torch_dtype", None)
         self.stored_dtype = getattr(torch, stored) if isinstance(stored, str) else (stored or torch.float32)
         self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(cfg.device)
+        if cfg.gradient_checkpointing:
+            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.ref_model = None
         if cfg.kl_coef:
             self.ref_model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(cfg.device).eval()
