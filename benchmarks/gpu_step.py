@@ -103,7 +103,7 @@ def main() -> int:
             ("tokens (prompt + response)", tokens), ("optimizer steps (mini-batches of 128)", -(-len(rollouts) // 128)),
             ("micro-batch token budget", args.micro_batch_tokens), ("model build (s)", f"{build_s:.1f}"),
             ("update step (s)", f"{step_s:.1f}"), ("tokens/s (fwd+bwd+opt)", f"{tokens / step_s:.0f}"),
-            ("peak GPU memory (GiB)", f"{peak:.1f}"), ("grad norm", f"{stats['grad_norm']:.3f}"),
+            ("peak GPU memory (GiB)", f"{peak:.1f}"), ("grad norm", f"{stats['grad_norm']:.3g}"),
             ("fp32 weights + fp32 AdamW + grads", f"{16 * n_params / 2**30:.1f} GiB")]
     for k, v in rows:
         print(f"| {k} | {v} |")

@@ -17,10 +17,12 @@ Where this departs from the papers: none of them tests significance. `compare` a
   resamples each problem's n samples with replacement. Resampling n Bernoulli outcomes with
   replacement makes the new correct count Binomial(n, c/n), so the second level draws that count
   directly instead of materialising sample indices (problems with c = 0 or c = n stay put, as
-  they would under index resampling);
+  they would under index resampling). The second level widens the intervals; for k > 1 it also
+  shifts them a little, since pass@k is not linear in c;
 * a two-sided bootstrap p-value, p = min(1, 2 * min(P*(delta <= 0), P*(delta >= 0))) with the
-  usual +1 correction in numerator and denominator so it is never exactly 0. It is the p-value that
-  matches the percentile interval: p < 0.05 roughly when the 95% interval excludes 0;
+  usual +1 correction in numerator and denominator so it is never exactly 0 (its floor is
+  2 / (B + 1), 0.0002 for B = 10,000). It is the p-value that matches the percentile interval:
+  p < 0.05 roughly when the 95% interval excludes 0;
 * the exact McNemar test for "solved by any sample" (pass@n, which is binary per problem), via
   the exact two-sided binomial test on the discordant problems;
 * Holm's step-down correction across the k grid (raw and adjusted p are both reported).
@@ -91,9 +93,10 @@ def _check_ks(ks: np.ndarray, n_min: int, problem_ids: Sequence[str] | None = No
     too_big = ks[ks > n_min]
     if len(too_big):
         where = ""
-        if problem_ids is not None and n is not None:
+        if n is not None:
             idx = int(np.argmin(n))
-            where = f" (problem {problem_ids[idx]!r} has only n={int(n[idx])} samples)"
+            label = repr(problem_ids[idx]) if problem_ids is not None else f"#{idx}"
+            where = f" (problem {label} has only n={int(n[idx])} samples)"
         raise ValueError(f"k={int(too_big[0])} exceeds the number of samples n={n_min}{where}; pass@k needs k <= n")
 
 
@@ -152,7 +155,7 @@ def pass_at_k_matrix(n, c, ks) -> np.ndarray:
     if n.shape != c.shape or n.ndim != 1:
         raise ValueError(f"n and c must be 1-D arrays of the same length (got {n.shape} and {c.shape})")
     _check_counts(n, c)
-    _check_ks(ks, int(n.min()))
+    _check_ks(ks, int(n.min()), n=n)
     table = _PassAtKTable(n, ks)
     return table.lookup(np.arange(len(n)), c)
 

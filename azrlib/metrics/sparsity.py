@@ -33,12 +33,19 @@ Tied weights. The rule, applied before counting:
   weights are tied, is a mismatched architecture (an error).
 
 Memory. Files are opened with ``safetensors.safe_open`` (framework "pt"), which memory-maps them
-and hands out views without copying. Tensors are processed in row chunks of ``chunk_elements``
-entries into reused scratch buffers, so the working set is a few chunk-sized buffers, never a whole
-model nor a full fp32 copy of a large tensor. Pages of a mapped file that have been read count
-towards the process's resident set until the mapping is closed, so each file is closed and
-reopened after ``remap_bytes`` of it have been read; peak RSS therefore stays near
-scratch buffers + 2 x remap_bytes whatever the model size.
+and hands out views without copying. Each tensor is sliced ``read_elements`` entries (whole rows)
+at a time and compared ``chunk_elements`` entries at a time in reused float32 scratch buffers, so
+the working set is a few small buffers, never a whole model nor a full fp32 copy of a large tensor
+(a 150k x 4096 embedding included). Pages of a mapped file that have been read count towards the
+process's resident set until the mapping is closed, so only one file per side is open at a time and
+it is closed and reopened after ``remap_bytes`` of it have been read. Peak RSS above the
+interpreter's own is therefore about 2 x (remap_bytes + one slice), ~100-200 MB with the defaults,
+whatever the model size.
+
+Speed. The count uses float arithmetic kernels over one scratch buffer rather than comparisons into
+bool tensors, which are several times slower on CPU (see ``_count_chunk``), and chunks are spread
+over ``workers`` threads that each run single-threaded torch kernels (see ``compute_sparsity``).
+Measured with ``benchmarks/bench_sparsity.py``.
 
 Breakdowns: per module = the last name component before ``.weight``/``.bias``
 (``model.layers.3.self_attn.q_proj.weight`` -> ``q_proj``; weights and biases pooled); per layer =
@@ -52,7 +59,9 @@ import argparse
 import json
 import re
 import sys
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,9 +70,9 @@ from safetensors import safe_open
 
 COMPARISON_DTYPES = ("stored", "bf16", "fp32")
 DEFAULT_ATOL = 1e-5
-DEFAULT_CHUNK_ELEMENTS = 1 << 19  # 512K entries: the 2 MB scratch buffer stays in L2
-DEFAULT_READ_ELEMENTS = 1 << 23  # rows are sliced from the mapped files about 8M entries at a time
-DEFAULT_REMAP_BYTES = 64 << 20  # reopen a mapped file after this many bytes have been read from it
+DEFAULT_CHUNK_ELEMENTS = 1 << 18  # 256K entries: the 1 MB float32 scratch buffer stays in L2
+DEFAULT_READ_ELEMENTS = 1 << 24  # rows are sliced from the mapped files about 16M entries at a time
+DEFAULT_REMAP_BYTES = 32 << 20  # reopen a mapped file after this many bytes have been read from it
 LM_HEAD = "lm_head.weight"
 
 _SAFETENSORS_DTYPES: dict[str, torch.dtype] = {
@@ -363,12 +372,13 @@ def _count_chunk(
 ) -> tuple[int, int]:
     """(exactly equal, within atol) for one flat chunk pair compared in compare_dtype.
 
-    Fast path, all in one scratch buffer: d = |a - b| in the work dtype; "changed" = d != 0,
-    counted by viewing the floats as integers (after abs a float is zero iff its bits are); then
-    d <= atol in place (1.0 / 0.0) and a float sum counts the entries within atol. On CPU these
-    arithmetic kernels are several times faster than comparisons into bool tensors or float
-    count_nonzero. A NaN in d (a NaN entry, or the same infinity on both sides, where inf - inf is
-    NaN) sends the chunk to the plain comparison path, which implements value equality exactly.
+    Fast path on scratch buffers: d = |a - b| in the work dtype; the changed entries are counted
+    by viewing d as integers (count_nonzero on floats is several times slower); then d <= atol in
+    place (1.0 / 0.0) and a sum counts the entries within atol, again much faster on CPU than a
+    comparison into a bool tensor. A NaN in d (a NaN entry, or the same infinity on both sides,
+    where inf - inf is NaN) sends the chunk to the plain comparison path, which implements value
+    equality exactly. Float32 sums of 0/1 values are exact below 2**24 entries per chunk, hence
+    float64 for larger chunks.
     """
     numel = a.numel()
     if not (a.dtype.is_floating_point or b.dtype.is_floating_point):
@@ -376,27 +386,23 @@ def _count_chunk(
         n_equal = int(torch.count_nonzero(torch.eq(a.to(common), b.to(common))))
         return n_equal, n_equal
     wide = compare_dtype == torch.float64 or (compare_dtype is None and torch.float64 in (a.dtype, b.dtype))
-    work_dtype, bits_dtype = (torch.float64, torch.int64) if wide else (torch.float32, torch.int32)
+    work_dtype = torch.float64 if wide or numel >= (1 << 24) else torch.float32
     diff = scratch.get("a", work_dtype, numel)
-    if compare_dtype is None and a.dtype == work_dtype:
-        # a needs no rounding: subtract straight from the mapped view (b is converted on the fly).
-        torch.sub(a, b, out=diff)
-    elif compare_dtype is None and b.dtype == work_dtype:
-        torch.sub(b, a, out=diff)
-    elif compare_dtype is None:
-        diff.copy_(a)
-        diff.sub_(b)
+    other = scratch.get("b", work_dtype, numel)
+    if compare_dtype is None and a.dtype == work_dtype and b.dtype == work_dtype:
+        torch.sub(a, b, out=diff)  # nothing to convert: subtract straight from the mapped views
     else:
-        other = scratch.get("b", work_dtype, numel)
+        # Two plain conversions and a same-dtype subtraction beat one mixed-dtype subtraction.
         _load_as(a, compare_dtype, diff, scratch, "a")
         _load_as(b, compare_dtype, other, scratch, "b")
         diff.sub_(other)
     diff.abs_()
     if torch.isnan(diff.sum()):
         return _count_chunk_by_comparison(a, b, compare_dtype, atol, work_dtype)
-    n_changed = int(torch.count_nonzero(diff.view(bits_dtype)))
-    diff.le_(atol)  # 1.0 where within atol; sums exactly while chunks stay below 2**24 entries
-    n_within = int(diff.sum().item()) if work_dtype == torch.float64 or numel < (1 << 24) else int(diff.sum(dtype=torch.float64).item())
+    # After abs a float is zero exactly when its bits are (the sign of -0 is cleared).
+    n_changed = int(torch.count_nonzero(diff.view(torch.int64 if work_dtype == torch.float64 else torch.int32)))
+    diff.le_(atol)
+    n_within = int(diff.sum())
     return numel - n_changed, n_within
 
 
@@ -430,11 +436,17 @@ def compute_sparsity(
     chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
     remap_bytes: int = DEFAULT_REMAP_BYTES,
     read_elements: int = DEFAULT_READ_ELEMENTS,
+    workers: int | None = None,
 ) -> dict[str, SparsityResult]:
     """Sparsity of `tuned` relative to `base` under each requested comparison dtype, in one pass.
 
     Each tensor is read once; modes that are equivalent for a tensor (e.g. all three when both
     files store bf16) share one comparison.
+
+    `workers` threads (default: torch.get_num_threads()) each compare whole chunks, with torch's
+    own intra-op threading set to 1 for the duration of the call and restored afterwards. Chunks
+    are independent, so a worker never waits for another; torch's thread team, by contrast,
+    synchronises after every small kernel and stalls badly when another process holds a core.
     """
     dtypes = list(dict.fromkeys(dtypes))
     for mode in dtypes:
@@ -446,6 +458,9 @@ def compute_sparsity(
         raise ValueError(f"atol must be >= 0 (got {atol})")
     if chunk_elements < 1 or read_elements < 1:
         raise ValueError("chunk_elements and read_elements must be >= 1")
+    n_workers = torch.get_num_threads() if workers is None else workers
+    if n_workers < 1:
+        raise ValueError(f"workers must be >= 1 (got {workers})")
 
     base_ckpt, tuned_ckpt = open_checkpoint(base), open_checkpoint(tuned)
     names, lm_head_skipped = _names_to_compare(base_ckpt, tuned_ckpt)
@@ -454,14 +469,31 @@ def compute_sparsity(
     per_module = {mode: {} for mode in dtypes}
     per_layer = {mode: {} for mode in dtypes}
     files: dict[Path, _MappedFile] = {}
-    scratch = _Scratch()
     stored_seen: dict[str, set[str]] = {"base": set(), "tuned": set()}
 
-    def mapped(path: Path) -> _MappedFile:
+    open_for_side: dict[str, _MappedFile] = {}
+
+    def mapped(side: str, path: Path) -> _MappedFile:
+        # One open file per side: moving on to the next shard unmaps the previous one.
+        current = open_for_side.get(side)
+        if current is not None and current.path != path:
+            current.close()
         if path not in files:
             files[path] = _MappedFile(path, remap_bytes)
+        open_for_side[side] = files[path]
         return files[path]
 
+    local = threading.local()
+
+    def count_piece(a: torch.Tensor, b: torch.Tensor, compare_keys: list) -> list[tuple[int, int]]:
+        scratch = getattr(local, "scratch", None)
+        if scratch is None:
+            scratch = local.scratch = _Scratch()  # per worker thread
+        return [_count_chunk(a, b, key, atol, scratch) for key in compare_keys]
+
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    pool = ThreadPoolExecutor(n_workers, thread_name_prefix="sparsity") if n_workers > 1 else None
     try:
         for name in names:
             info_a, info_b = base_ckpt.tensors[name], tuned_ckpt.tensors[name]
@@ -473,21 +505,23 @@ def compute_sparsity(
             n_rows = info_a.shape[0] if info_a.shape else 1
             row_numel = numel // n_rows if n_rows else 0
             rows_per_read = max(1, read_elements // max(1, row_numel))
-            file_a, file_b = mapped(info_a.file), mapped(info_b.file)
+            file_a, file_b = mapped("base", info_a.file), mapped("tuned", info_b.file)
             for start in range(0, n_rows, rows_per_read):
                 stop = min(n_rows, start + rows_per_read)
                 rows_a = file_a.rows(name, start, stop, row_numel * info_a.dtype.itemsize).reshape(-1)
                 rows_b = file_b.rows(name, start, stop, row_numel * info_b.dtype.itemsize).reshape(-1)
                 # Slicing a mapped file costs tens of microseconds, so read many rows at once and
-                # compute over cache-sized pieces of them (plain views, nearly free).
-                for offset in range(0, rows_a.numel(), chunk_elements):
-                    piece_a = rows_a[offset : offset + chunk_elements]
-                    piece_b = rows_b[offset : offset + chunk_elements]
-                    for key, tally in counts.items():
-                        n_equal, n_within = _count_chunk(piece_a, piece_b, key, atol, scratch)
-                        tally[0] += n_equal
-                        tally[1] += n_within
-                del rows_a, rows_b, piece_a, piece_b  # drop the views so a reopen can unmap
+                # compare cache-sized pieces of them (plain views, nearly free).
+                offsets = range(0, rows_a.numel(), chunk_elements)
+                pieces_a = [rows_a[o : o + chunk_elements] for o in offsets]
+                pieces_b = [rows_b[o : o + chunk_elements] for o in offsets]
+                compare_keys = list(counts)
+                run = map if pool is None or len(pieces_a) == 1 else pool.map
+                for piece_counts in run(count_piece, pieces_a, pieces_b, [compare_keys] * len(pieces_a)):
+                    for key, (n_equal, n_within) in zip(compare_keys, piece_counts):
+                        counts[key][0] += n_equal
+                        counts[key][1] += n_within
+                del rows_a, rows_b, pieces_a, pieces_b  # drop the views so a reopen can unmap
             module, layer = module_of(name), layer_of(name)
             for mode in dtypes:
                 n_equal, n_within = counts[keys[mode]]
@@ -496,6 +530,9 @@ def compute_sparsity(
                 if layer is not None:
                     per_layer[mode].setdefault(layer, _Tally()).add(numel, n_equal, n_within)
     finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
+        torch.set_num_threads(previous_threads)
         for handle in files.values():
             handle.close()
 
@@ -544,6 +581,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="compare in the stored dtype, bf16 (Mukherjee et al., default), fp32, or all three side by side",
     )
     parser.add_argument("--atol", type=float, default=DEFAULT_ATOL, help=f"tolerance variant: |delta| <= atol counts as unchanged (default {DEFAULT_ATOL:g})")
+    parser.add_argument("--workers", type=int, default=None, help="comparison threads (default: torch.get_num_threads())")
     parser.add_argument("--json", action="store_true", help="print JSON (with --dtype all: one object per dtype)")
 
 
@@ -578,7 +616,7 @@ def _print_table(results: dict[str, SparsityResult], base: str, tuned: str) -> N
 def run_cli(args: argparse.Namespace) -> int:
     modes = list(COMPARISON_DTYPES) if args.dtype == "all" else [args.dtype]
     try:
-        results = compute_sparsity(args.base, args.tuned, modes, atol=args.atol)
+        results = compute_sparsity(args.base, args.tuned, modes, atol=args.atol, workers=args.workers)
     except (OSError, ValueError) as exc:
         print(f"azr sparsity: error: {exc}", file=sys.stderr)
         return 2
