@@ -29,7 +29,9 @@ def usefulness(sampler, executor, bench: dict, n: int = 8, n_propose: int = 64, 
     rng = random.Random(seed)
     report: dict = {}
     for t in TASK_TYPES:
-        tasks = bench.get(t, [])[: max_tasks or None]
+        tasks = bench.get(t, [])
+        if max_tasks and len(tasks) > max_tasks:  # evenly spaced: the benchmark is ordered by level
+            tasks = [tasks[int(k * len(tasks) / max_tasks)] for k in range(max_tasks)]
         if not tasks:
             continue
         samples = sampler.generate([solve_prompt(x, style=style) for x in tasks], n=n, temperature=1.0, top_p=1.0,
