@@ -1,0 +1,71 @@
+"""azr pretrain-tiny on a small budget: a loadable HF checkpoint, a whitespace-exact tokenizer,
+a falling loss, determinism for a fixed number of steps, and prompt tokens down-weighted."""
+
+import json
+import random
+
+import pytest
+import torch
+
+from azrlib.config import load_config
+from azrlib.tinyworld.pretrain import PretrainConfig, pack_documents, pretrain_tiny, train_tokenizer
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pt")
+    cfg = load_config(PretrainConfig, {
+        "out": str(out / "a"), "n_programs": 300, "vocab_size": 400, "hidden_size": 32, "num_layers": 2,
+        "num_heads": 4, "num_kv_heads": 2, "intermediate_size": 64, "seq_len": 128, "batch_size": 4,
+        "max_steps": 60, "time_budget_s": 600, "threads": 1, "warmup_steps": 5, "lr": 1e-2})
+    path = pretrain_tiny(cfg, benchmark_out=str(out / "bench.jsonl"))
+    return cfg, path, out
+
+
+def test_checkpoint_loads_like_a_qwen_directory(small_run):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    _, path, _ = small_run
+    model = AutoModelForCausalLM.from_pretrained(path)
+    tok = AutoTokenizer.from_pretrained(path)
+    assert model.config.model_type == "qwen2"
+    code = "def f(a):\n    return  a  *  2\n\n"
+    assert tok.decode(tok(code, add_special_tokens=False)["input_ids"]) == code
+    ids = tok(code, return_tensors="pt")["input_ids"]
+    assert model(input_ids=ids).logits.shape[-1] == len(tok)
+
+
+def test_loss_falls_and_is_recorded(small_run):
+    _, path, _ = small_run
+    record = json.loads((path / "pretrain.json").read_text())
+    losses = [x["loss"] for x in record["losses"]]
+    assert record["steps"] == 60 and losses[-1] < 0.7 * losses[0]
+    assert record["config"]["n_programs"] == 300 and record["n_params"] > 0
+
+
+def test_benchmark_is_written(small_run):
+    from azrlib.tinyworld.corpus import load_benchmark
+    _, _, out = small_run
+    bench = load_benchmark(out / "bench.jsonl")
+    assert set(bench) == {"deduction", "abduction", "induction"} and all(len(v) > 0 for v in bench.values())
+
+
+def test_same_seed_same_weights_for_a_fixed_step_count(small_run, tmp_path):
+    from safetensors.torch import load_file
+    cfg, path, _ = small_run
+    again = pretrain_tiny(load_config(PretrainConfig, {**cfg.__dict__, "out": str(tmp_path / "b")}))
+    a, b = load_file(path / "model.safetensors"), load_file(again / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_packing_weights_prompts_and_completions():
+    ids, w = pack_documents([([1, 2, 3], [4, 5]), ([6], [7])], seq_len=4, eos_id=0, rng=random.Random(0),
+                            prompt_weight=0.1)
+    flat_ids, flat_w = ids.flatten().tolist(), w.flatten().tolist()
+    assert sorted(flat_ids) == [0, 1, 2, 3, 4, 5, 6, 7] or len(flat_ids) == 8
+    weight_of = dict(zip(flat_ids, flat_w))
+    assert weight_of[1] == weight_of[6] == pytest.approx(0.1) and weight_of[4] == weight_of[7] == weight_of[0] == 1.0
+
+
+def test_tokenizer_keeps_special_token_whole():
+    tok = train_tokenizer(["def f(a):\n    return a\n"] * 20, vocab_size=300)
+    assert tok.convert_tokens_to_ids("<|endoftext|>") == tok.eos_token_id == tok.pad_token_id
