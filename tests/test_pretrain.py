@@ -57,13 +57,18 @@ def test_same_seed_same_weights_for_a_fixed_step_count(small_run, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_packing_weights_prompts_and_completions():
-    ids, w = pack_documents([([1, 2, 3], [4, 5]), ([6], [7])], seq_len=4, eos_id=0, rng=random.Random(0),
-                            prompt_weight=0.1)
-    flat_ids, flat_w = ids.flatten().tolist(), w.flatten().tolist()
-    assert sorted(flat_ids) == [0, 1, 2, 3, 4, 5, 6, 7] or len(flat_ids) == 8
-    weight_of = dict(zip(flat_ids, flat_w))
-    assert weight_of[1] == weight_of[6] == pytest.approx(0.1) and weight_of[4] == weight_of[7] == weight_of[0] == 1.0
+def test_packing_keeps_documents_whole_and_weights_prompts():
+    docs = [([1, 2, 3], [4, 5]), ([6], [7]), ([8, 9, 10], [11, 12])]
+    ids, w = pack_documents(docs, seq_len=8, eos_id=0, rng=random.Random(0), prompt_weight=0.1)
+    assert ids.shape[1] == 8
+    rows = [r.tolist() for r in ids]
+    for prompt, completion in docs:  # every document sits inside one row, in one piece
+        doc = prompt + completion + [0]
+        assert any(any(r[i:i + len(doc)] == doc for i in range(len(r))) for r in rows)
+    weight_of = {t: float(wt) for r, wr in zip(ids, w) for t, wt in zip(r.tolist(), wr.tolist()) if t}
+    assert weight_of[1] == weight_of[6] == weight_of[8] == pytest.approx(0.1)
+    assert weight_of[4] == weight_of[7] == weight_of[12] == 1.0
+    assert float(w[ids == 0].min()) == 0.0  # padding tails carry no loss
 
 
 def test_tokenizer_keeps_special_token_whole():

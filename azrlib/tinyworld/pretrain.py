@@ -87,21 +87,29 @@ def build_model(cfg: PretrainConfig, vocab_size: int, eos_id: int):
 
 def pack_documents(docs: list[tuple[list[int], list[int]]], seq_len: int, eos_id: int, rng: random.Random,
                    prompt_weight: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Concatenate shuffled (prompt, completion) token lists separated by EOS into rows of seq_len
-    tokens, with a per-token loss weight: `prompt_weight` on prompt tokens, 1 on completions (and
-    the EOS that ends them)."""
+    """Rows of seq_len tokens filled with whole shuffled documents (prompt, completion, EOS), so
+    that no completion is cut off from its prompt; a row's unused tail is EOS with weight 0.
+    Per-token loss weight: `prompt_weight` on prompt tokens, 1 on completions and their EOS."""
     order = list(range(len(docs)))
     rng.shuffle(order)
-    stream: list[int] = []
-    weights: list[float] = []
+    rows: list[list[int]] = []
+    weights: list[list[float]] = []
+    row: list[int] = []
+    w: list[float] = []
     for k in order:
         prompt, completion = docs[k]
-        stream += prompt + completion + [eos_id]
-        weights += [prompt_weight] * len(prompt) + [1.0] * (len(completion) + 1)
-    n_rows = len(stream) // seq_len
-    ids = torch.tensor(stream[: n_rows * seq_len], dtype=torch.long).view(n_rows, seq_len)
-    w = torch.tensor(weights[: n_rows * seq_len], dtype=torch.float32).view(n_rows, seq_len)
-    return ids, w
+        doc = (prompt + completion + [eos_id])[:seq_len]
+        dw = ([prompt_weight] * len(prompt) + [1.0] * (len(completion) + 1))[:seq_len]
+        if len(row) + len(doc) > seq_len:
+            rows.append(row + [eos_id] * (seq_len - len(row)))
+            weights.append(w + [0.0] * (seq_len - len(w)))
+            row, w = [], []
+        row += doc
+        w += dw
+    if row:
+        rows.append(row + [eos_id] * (seq_len - len(row)))
+        weights.append(w + [0.0] * (seq_len - len(w)))
+    return torch.tensor(rows, dtype=torch.long), torch.tensor(weights, dtype=torch.float32)
 
 
 def train_model(model, rows_fn, cfg: PretrainConfig, log_every: int = 10) -> dict:
