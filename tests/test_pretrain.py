@@ -69,6 +69,10 @@ def test_packing_keeps_documents_whole_and_weights_prompts():
     assert weight_of[1] == weight_of[6] == weight_of[8] == pytest.approx(0.1)
     assert weight_of[4] == weight_of[7] == weight_of[12] == 1.0
     assert float(w[ids == 0].min()) == 0.0  # padding tails carry no loss
+    stream, sw = pack_documents(docs, seq_len=4, eos_id=0, rng=random.Random(0), prompt_weight=0.1, whole=False)
+    assert stream.shape == (3, 4)  # 15 tokens in all, cut every 4, the tail dropped
+    for tok, wt in zip(stream.flatten().tolist(), sw.flatten().tolist()):
+        assert wt == (pytest.approx(0.1) if tok in (1, 2, 3, 6, 8, 9, 10) else 1.0)
 
 
 def test_tokenizer_keeps_special_token_whole():
