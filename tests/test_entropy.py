@@ -141,3 +141,18 @@ def test_summary_keys_and_shape_errors():
         token_entropy(logits, mask=mask[:, :-1])
     with pytest.raises(ValueError, match="batch, T, V"):
         entropy_summary(logits[0], mask[0])
+
+
+def test_sampled_token_entropy_mean_from_lists_matches_the_masked_average():
+    from azrlib.metrics.entropy import masked_average, sampled_token_entropy_mean
+    lists = [[-0.5, -1.5], [-2.0], [], [-0.1, -0.2, -0.3]]
+    T = max(len(x) for x in lists)
+    values = torch.zeros(len(lists), T)
+    mask = torch.zeros(len(lists), T, dtype=torch.bool)
+    for b, lp in enumerate(lists):
+        values[b, :len(lp)] = -torch.tensor(lp)
+        mask[b, :len(lp)] = True
+    expected = masked_average(values, mask, "seq_mean_token_mean")
+    assert abs(sampled_token_entropy_mean(lists) - expected) < 1e-6
+    assert abs(expected - (1.0 + 2.0 + 0.2) / 3) < 1e-6
+    assert sampled_token_entropy_mean([[], []]) == 0.0

@@ -180,3 +180,11 @@ def entropy_summary(
         for scheme in SCHEMES:
             summary[f"sampled_{scheme}"] = masked_average(sampled, mask, scheme)
     return summary
+
+
+def sampled_token_entropy_mean(logprobs: list[list[float]]) -> float:
+    """The seed paper's Eq. 1 from per-response lists of sampled-token log-probs (as rollout
+    engines return them): mean over responses of the token-mean of -log pi(y_t). Empty responses
+    are left out, as in `masked_average`'s "seq_mean_token_mean"; 0.0 when there is none."""
+    per_response = [-sum(lp) / len(lp) for lp in logprobs if lp]
+    return sum(per_response) / len(per_response) if per_response else 0.0

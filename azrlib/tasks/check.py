@@ -20,7 +20,7 @@ from pathlib import Path
 from azrlib.sandbox import Executor
 from azrlib.tasks.types import Task
 from azrlib.tasks.validation import ValidationConfig, validate_induction, validate_triplets
-from azrlib.tasks.values import values_equal, values_of
+from azrlib.tasks.values import parse_literal, values_equal, values_of
 from azrlib.tasks.verify import verify_answers
 
 
@@ -68,7 +68,7 @@ def check_seed_rows(ex: Executor, rows: list[dict], cfg: ValidationConfig) -> di
                 continue
             if not ok:
                 reason = "recorded_unreadable"  # AZR stored '' or a repr that is no expression
-            elif values_equal(_value(v.task.output), value):
+            elif values_equal(parse_literal(v.task.output), value):
                 reproduced += 1
                 continue
             else:
@@ -88,18 +88,13 @@ def check_seed_rows(ex: Executor, rows: list[dict], cfg: ValidationConfig) -> di
             pairs = list(zip(v.task.inputs, v.task.outputs))
             if not all(recorded[x][0] for x, _ in pairs):
                 counts["recorded_unreadable"] += 1  # e.g. AZR's 400-character truncation
-            elif all(values_equal(_value(y), recorded[x][1]) for x, y in pairs):
+            elif all(values_equal(parse_literal(y), recorded[x][1]) for x, y in pairs):
                 reproduced += 1
             else:
                 counts["output_differs"] += 1
     valid = len(rows) - sum(c for k, c in counts.items() if k not in ("output_differs", "recorded_unreadable"))
     return {"total": len(rows), "valid": valid, "reproduced": reproduced, "rejected": dict(counts),
             "examples": examples}
-
-
-def _value(canonical: str):
-    from azrlib.tasks.values import parse_literal
-    return parse_literal(canonical)
 
 
 def check_cruxeval(ex: Executor, rows: list[dict]) -> dict:

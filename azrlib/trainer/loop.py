@@ -34,6 +34,7 @@ from azrlib.tasks.templates import propose_prompt, render_solver_answer, solve_p
 from azrlib.tasks.types import Task
 from azrlib.tasks.validation import ValidationConfig, validate_induction, validate_triplets
 from azrlib.tasks.verify import verify_answers
+from azrlib.metrics.entropy import sampled_token_entropy_mean
 from azrlib.trainer import dist
 from azrlib.trainer.advantages import compute_advantages, zero_advantage_fraction
 from azrlib.trainer.ppo import pack, ppo_loss, token_logprobs
@@ -470,12 +471,6 @@ def _micro_batches(indices: list[int], lengths: list[int], token_budget: int):
         longest = max(longest, n)
     if batch:
         yield batch
-
-
-def sampled_token_entropy_mean(logprobs: list[list[float]]) -> float:
-    """The seed paper's Eq. 1: mean over responses of the token-mean of -log pi(y_t)."""
-    per_response = [-sum(lp) / len(lp) for lp in logprobs if lp]
-    return sum(per_response) / len(per_response) if per_response else 0.0
 
 
 def _mean(xs) -> float:
