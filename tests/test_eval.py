@@ -418,7 +418,8 @@ def test_azr_eval_tiny_model_on_tiny_world_rows(tiny_model, tinyworld_file, tmp_
                  "--n", "2", "--max-new-tokens", "12", "--prompt-style", "plain", "--out", str(out),
                  "--num-threads", "1", "--quiet")
     assert run_cli(args) == 0
-    assert _per_problem(read_rows(out)) == {"tw-ded": [0, 1], "tw-abd": [0, 1], "tw-ind": [0, 1]}
+    assert _per_problem(read_rows(out)) == {"deduction/tw-ded": [0, 1], "abduction/tw-abd": [0, 1],
+                                           "induction/tw-ind": [0, 1]}
 
 
 class ScriptedSampler:
@@ -447,8 +448,8 @@ def test_azr_eval_marks_right_and_wrong_samples(tinyworld_file, tmp_path, ex):
     rows = read_rows(out)
     assert summary["rows_written"] == 6
     assert {(r["problem_id"], r["sample_idx"]): r["correct"] for r in rows} == {
-        ("tw-ded", 0): True, ("tw-ded", 1): False, ("tw-abd", 0): True, ("tw-abd", 1): False,
-        ("tw-ind", 0): True, ("tw-ind", 1): False}
+        ("deduction/tw-ded", 0): True, ("deduction/tw-ded", 1): False, ("abduction/tw-abd", 0): True,
+        ("abduction/tw-abd", 1): False, ("induction/tw-ind", 0): True, ("induction/tw-ind", 1): False}
     assert [r["response_length"] for r in rows[:2]] == [3, 4] and rows[0]["answer"] == "7"
 
 

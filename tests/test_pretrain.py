@@ -17,7 +17,8 @@ def small_run(tmp_path_factory):
     cfg = load_config(PretrainConfig, {
         "out": str(out / "a"), "n_programs": 300, "vocab_size": 400, "hidden_size": 32, "num_layers": 2,
         "num_heads": 4, "num_kv_heads": 2, "intermediate_size": 64, "seq_len": 128, "batch_size": 4,
-        "max_steps": 60, "time_budget_s": 600, "threads": 1, "warmup_steps": 5, "lr": 1e-2})
+        "max_steps": 60, "time_budget_s": 600, "threads": 1, "warmup_steps": 5, "lr": 1e-2,
+        "compile": False})  # compiling costs more than these 60 steps
     path = pretrain_tiny(cfg, benchmark_out=str(out / "bench.jsonl"))
     return cfg, path, out
 
@@ -78,3 +79,24 @@ def test_packing_keeps_documents_whole_and_weights_prompts():
 def test_tokenizer_keeps_special_token_whole():
     tok = train_tokenizer(["def f(a):\n    return a\n"] * 20, vocab_size=300)
     assert tok.convert_tokens_to_ids("<|endoftext|>") == tok.eos_token_id == tok.pad_token_id
+
+
+def test_a_value_tokenizes_alike_in_prompt_trace_and_answer():
+    # the copy a tiny solver must learn is token for token only if the pre-tokenizer ignores context
+    docs = ["```input\n'da', [3, -12]\n```\n<think> word='da' n=[3, -12]\nreturn 'ad' </think>"] * 30
+    tok = train_tokenizer(docs, vocab_size=400)
+    pieces = lambda text: tok.convert_ids_to_tokens(tok(text, add_special_tokens=False)["input_ids"])
+    for context in ("\n", "=", "(", "["):
+        assert pieces(context + "'da'")[-4:] == pieces("'da'") == ["'", "d", "a", "'"]  # wherever it stands
+        assert pieces(context + "[3, -12]")[-7:] == pieces("[3, -12]")
+    assert pieces(", 'da'")[-3:] == ["d", "a", "'"]  # a leading space may join the quote, never the letters
+    assert "word" in "".join(pieces(" word='da'")) and len(pieces(" word")) == 1  # code words still merge
+    code = "def f(a):\n    return  a  *  2\n\n"
+    assert tok.decode(tok(code, add_special_tokens=False)["input_ids"]) == code
+
+
+def test_bytelevel_split_is_still_available_and_unknown_split_refused():
+    tok = train_tokenizer(["x = 'da'\n"] * 20, vocab_size=300, split="bytelevel")
+    assert tok.decode(tok("x = 'da'")["input_ids"]) == "x = 'da'"
+    with pytest.raises(ValueError, match="tokenizer_split"):
+        train_tokenizer(["x"], vocab_size=300, split="chars")

@@ -259,9 +259,10 @@ def _parse_tinyworld(name: str, rows: list[dict]) -> list[Problem]:
     for index, row in enumerate(rows):
         _require(row, ("task_type", "program", "inputs", "outputs"), name, index)
         task = Task.from_json(row)
-        problem_id = str(task.meta.get("id", index))
+        # the type leads the id, so pass@k tables split by task type from the rows alone
+        problem_id = f"{task.task_type}/{task.meta.get('id', index)}"
         if problem_id in seen:  # ids must be unique for resuming and pass@k
-            problem_id = str(index)
+            problem_id = f"{task.task_type}/{index}"
         seen.add(problem_id)
         gold = task.output if task.task_type == "deduction" else (
             task.input if task.task_type == "abduction" else task.program)

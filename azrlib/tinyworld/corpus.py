@@ -73,6 +73,11 @@ SHARED_PROGRAM_LEVELS = (1,)
 # deduction (and abduction) tasks per program and level in the corpus: level 1 has few distinct
 # programs, so each gives all its inputs
 TASKS_PER_PROGRAM = {1: 4, 2: 2, 3: 2, 4: 2}
+# the pretraining corpus tries more inputs per simple program (the benchmark keeps
+# N_TRIPLET_INPUTS): a one-operation program teaches its operation only through varied inputs, and
+# level 1 has few distinct programs (inputs are capped by N_INDUCTION_CANDIDATES, sampled per program)
+CORPUS_TRIPLET_INPUTS = {1: 12, 2: 6, 3: 4, 4: 4}
+CORPUS_TASKS_PER_PROGRAM = {1: 12, 2: 4, 3: 2, 4: 2}
 MAX_TRACE_LINES = 14  # lines between the argument line and the return line
 MAX_TRACE_EVENTS = 200  # cap inside the sandbox, so a long loop cannot blow up the output
 
@@ -1041,13 +1046,13 @@ def _run_and_keep(executor, specs: Sequence[ProgramSpec], n_inputs: Callable[[Pr
 
 
 def _make_tasks(spec: ProgramSpec, pairs: list[tuple[str, str]], per_type: int | None, with_induction: bool,
-                ) -> dict[str, list[Task]]:
+                n_triplet: int = N_TRIPLET_INPUTS) -> dict[str, list[Task]]:
     """Tasks of one program: `per_type` (None: `TASKS_PER_PROGRAM[level]`) deduction and
     abduction triplets, and an induction task when asked for and enough pairs ran."""
     per_type = TASKS_PER_PROGRAM[spec.level] if per_type is None else per_type
     meta = {"level": spec.level, "family": spec.family, "key": spec.key, "index": spec.index,
             "arg_kinds": list(spec.arg_kinds)}
-    triplet_pairs = [p for p in pairs if p[0] in spec.inputs[:N_TRIPLET_INPUTS]]
+    triplet_pairs = [p for p in pairs if p[0] in spec.inputs[:n_triplet]]
     tasks: dict[str, list[Task]] = {t: [] for t in TASK_TYPES}
     # deduction from the first pairs, abduction from the last, so both see different inputs
     for x, y in triplet_pairs[:per_type]:
@@ -1062,24 +1067,31 @@ def _make_tasks(spec: ProgramSpec, pairs: list[tuple[str, str]], per_type: int |
     return tasks
 
 
-def _validated_tasks(executor, specs: Sequence[ProgramSpec], per_type: int | None, induction_share: float,
-                     seed: int) -> tuple[list[tuple[ProgramSpec, list[tuple[str, str]], dict[str, list[Task]]]], dict]:
-    """Run specs (already deduplicated), drop failing/constant programs, build their tasks."""
+def _validated_tasks(executor, specs: Sequence[ProgramSpec], per_type: int | dict | None, induction_share: float,
+                     seed: int, triplet_inputs: dict[int, int] | None = None,
+                     ) -> tuple[list[tuple[ProgramSpec, list[tuple[str, str]], dict[str, list[Task]]]], dict]:
+    """Run specs (already deduplicated), drop failing/constant programs, build their tasks.
+    `per_type`: tasks per program and type (an int, a {level: int} dict, None: TASKS_PER_PROGRAM);
+    `triplet_inputs`: {level: inputs tried for triplets} (None: N_TRIPLET_INPUTS everywhere)."""
+    def n_triplet(spec: ProgramSpec) -> int:
+        return min(N_INDUCTION_CANDIDATES, (triplet_inputs or {}).get(spec.level, N_TRIPLET_INPUTS))
+
     def wants_induction(spec: ProgramSpec) -> bool:
         return random.Random(f"tinyworld-ind:{seed}:{spec.index}").random() < induction_share
 
     pairs_by_pos, reasons = _run_and_keep(
-        executor, specs, lambda s: N_INDUCTION_CANDIDATES if wants_induction(s) else N_TRIPLET_INPUTS)
+        executor, specs, lambda s: N_INDUCTION_CANDIDATES if wants_induction(s) else n_triplet(s))
     kept, constant = [], 0
     for pos, spec in enumerate(specs):
         pairs = pairs_by_pos.get(pos, [])
-        triplet_outputs = {y for x, y in pairs if x in spec.inputs[:N_TRIPLET_INPUTS]}
+        triplet_outputs = {y for x, y in pairs if x in spec.inputs[:n_triplet(spec)]}
         if not triplet_outputs:
             continue
         if len(triplet_outputs) < 2 and len(pairs) >= 2:
             constant += 1  # a constant function: nothing to deduce, any input answers abduction
             continue
-        kept.append((spec, pairs, _make_tasks(spec, pairs, per_type, wants_induction(spec))))
+        level_per_type = per_type.get(spec.level) if isinstance(per_type, dict) else per_type
+        kept.append((spec, pairs, _make_tasks(spec, pairs, level_per_type, wants_induction(spec), n_triplet(spec))))
     return kept, {"run_reasons": reasons, "constant_outputs": constant}
 
 
@@ -1101,18 +1113,20 @@ def _dedupe(specs: Iterable[ProgramSpec], exclude: set[str], side: str) -> tuple
 
 
 def build_corpus(executor, n_programs: int, seed: int = 0, levels: Sequence[int] = LEVELS,
-                 weights: Sequence[float] | None = None, tasks_per_program: int | None = None,
+                 weights: Sequence[float] | None = None, tasks_per_program: int | dict | None = None,
                  induction_share: float = 0.35, exclude: Iterable[str] = (), with_traces: bool = True,
-                 ) -> Corpus:
+                 triplet_inputs: dict[int, int] | None = None) -> Corpus:
     """Generate `n_programs` candidates, keep the training-side, unique, validated ones, and build
-    their tasks (up to `tasks_per_program` deduction and abduction triplets each, by default
-    `TASKS_PER_PROGRAM[level]`; an induction task for about `induction_share` of them).
+    their tasks (up to `tasks_per_program` deduction and abduction triplets each, an int or a
+    {level: int} dict, by default `TASKS_PER_PROGRAM[level]`, from the first
+    `triplet_inputs[level]` sampled inputs (default N_TRIPLET_INPUTS); an induction task for about
+    `induction_share` of them).
     `exclude`: normalized program texts to leave out. `n_programs` counts generated candidates."""
     started = time.perf_counter()
     generated = generate_programs(n_programs, seed, levels, weights)
     generation_s = time.perf_counter() - started
     specs, dedupe_stats = _dedupe(generated, set(exclude), side="train")
-    kept, run_stats = _validated_tasks(executor, specs, tasks_per_program, induction_share, seed)
+    kept, run_stats = _validated_tasks(executor, specs, tasks_per_program, induction_share, seed, triplet_inputs)
     tasks: dict[str, list[Task]] = {t: [] for t in TASK_TYPES}
     for _, _, per_type in kept:
         for task_type, items in per_type.items():

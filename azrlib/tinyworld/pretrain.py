@@ -7,8 +7,14 @@ saved (`save_pretrained` safetensors + tokenizer), with `pretrain.json` (config,
 Loading the result goes through `AutoModelForCausalLM` / `AutoTokenizer`, exactly as a Qwen
 checkpoint does, so every later stage uses one code path.
 
-Threads: a run is one process; `threads` sets torch's intra-op threads (measured per model size,
-see `benchmarks/bench_pretrain_threads.py` and the README).
+Tokenizer: byte-level BPE whose pre-tokenizer keeps the letters of string values and the digits
+as single tokens (`split_pattern`), so a value tokenizes the same wherever it stands; with GPT-2's
+splitting the model could not learn to copy an argument into its trace (`'da'` was `'d`,`a`,`'` in
+the input and `='`,`da`,`'` in the trace), and solve rates were lower (README, tiny base).
+
+Threads: a run is one process with 2 torch threads and `torch.compile`; measured by
+`benchmarks/bench_parallel.py pretrain` against 2 DDP gloo ranks x 1 thread (README).
+The schedule runs over `max_steps`, so a seed fixes the weights; the wall time depends on the load.
 """
 
 from __future__ import annotations
@@ -17,7 +23,9 @@ import argparse
 import json
 import math
 import random
+import re
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -45,24 +53,67 @@ class PretrainConfig:
     batch_size: int = option(8, "sequences per optimizer step (8 beat 16 at a fixed time budget)")
     lr: float = option(3e-3, "peak learning rate")
     warmup_steps: int = option(50, "linear warm-up steps")
-    time_budget_s: float = option(720.0, "stop training after this many seconds (cosine schedule over the budget); "
-                                         "with max_steps set lower, the run is deterministic for a seed")
-    max_steps: int = option(DEFAULT_MAX_STEPS, "upper bound on optimizer steps; set lower, the schedule runs over steps")
+    time_budget_s: float = option(3600.0, "stop training after this many seconds (a guard; with max_steps below "
+                                          f"{DEFAULT_MAX_STEPS} the cosine schedule runs over steps and the run is "
+                                          "deterministic for a seed, else over this budget)")
+    max_steps: int = option(2400, "optimizer steps (2400: ~14 min on 2 quiet cores with compile; the committed base)")
     threads: int = option(2, "torch intra-op threads")
     bf16: bool = option(True, "bf16 autocast (AMX here: ~1.1-1.8x faster than fp32 for these sizes)")
     pack_whole_documents: bool = option(False, "rows hold whole documents (tried once: no better than the "
                                                "stream packing the committed base was trained with)")
+    more_simple_tasks: bool = option(False, "corpus: CORPUS_TASKS_PER_PROGRAM tasks per "
+                                           "program and type from CORPUS_TRIPLET_INPUTS inputs (12 at level 1) "
+                                           "instead of TASKS_PER_PROGRAM (4 at level 1). Tried once: no better "
+                                           "(deduction 0.03, abduction 0.04 solve rate)")
+    tokenizer_split: str = option("values", "values: letters of string values and digits stay single tokens, so a "
+                                          "value tokenizes alike in prompt and trace | bytelevel: GPT-2 splitting "
+                                          "(bases before 2026-11-26)")
+    compile: bool = option(True, "torch.compile the training forward/backward (1.6x faster here for 2 M params; "
+                                 "needs a C++ compiler)")
     prompt_loss_weight: float = option(0.1, "loss weight of prompt tokens (completions weigh 1): the answers "
                                             "are what the model must learn; prompts are mostly repeated text")
 
 
-def train_tokenizer(documents: list[str], vocab_size: int, seed: int = 0):
-    """Byte-level BPE on the documents; whitespace is kept byte for byte (no normalizer)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+def code_words(documents: list[str], min_count: int = 20) -> list[str]:
+    """Words (letter runs of 2+) that occur at least `min_count` times outside string literals:
+    keywords, identifiers, method names and the words of the messages. Only these may become
+    multi-letter tokens; the letters of string values stay one token each."""
+    counts: Counter = Counter()
+    for doc in documents:
+        counts.update(re.findall(r"[A-Za-z_]{2,}", _LITERAL.sub(" ", doc)))
+    return sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-len(w), w))
+
+
+_LITERAL = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"")
+
+
+def split_pattern(words: list[str]) -> str:
+    """The pre-tokenizer's regex. Every piece is decided by its own characters, never by what
+    precedes it, so a value tokenizes the same in a prompt, a trace and an answer: `'da'` is
+    `'`, `d`, `a`, `'` everywhere. (A plain byte-level BPE merged `'d` in the input and `='`, `da`
+    in the trace; a tiny model then cannot learn to copy its argument.) Digits are single tokens
+    too; a piece may carry one leading space; fences stay one piece."""
+    alternation = "|".join(re.escape(w) for w in words)
+    keyword = rf" ?\b(?:{alternation})\b|" if words else ""
+    return keyword + r"```| ?[A-Za-z_]| ?[0-9]| ?[^A-Za-z0-9_\s]|\s+"
+
+
+def train_tokenizer(documents: list[str], vocab_size: int, seed: int = 0, split: str = "values"):
+    """Byte-level BPE on the documents; whitespace kept byte for byte (no normalizer).
+    split `values` (default): merges only inside the whitespace runs and `code_words`
+    (see `split_pattern`); `bytelevel`: GPT-2's pre-tokenization, which the first tiny bases used."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    if split == "values":
+        tok.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Split(Regex(split_pattern(code_words(documents))), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    elif split == "bytelevel":
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    else:
+        raise ValueError(f"tokenizer_split must be values or bytelevel, got {split!r}")
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOS],
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
@@ -131,6 +182,7 @@ def train_model(model, rows_fn, cfg: PretrainConfig, log_every: int = 10) -> dic
 
     torch.set_num_threads(cfg.threads)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.1)
+    forward = torch.compile(model) if cfg.compile else model  # same parameters; `model` is what gets saved
     gen = torch.Generator().manual_seed(cfg.seed)
     rows, row_weights = rows_fn(0)
     epoch, cursor = 0, 0
@@ -158,7 +210,7 @@ def train_model(model, rows_fn, cfg: PretrainConfig, log_every: int = 10) -> dic
         batch, weight = rows[idx], row_weights[idx][:, 1:]
         cursor += cfg.batch_size
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-            logits = model(input_ids=batch).logits[:, :-1]
+            logits = forward(input_ids=batch).logits[:, :-1]
         ce = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1),
                                                reduction="none").view_as(weight)
         loss = (ce * weight).sum() / weight.sum()
@@ -187,12 +239,14 @@ def pretrain_tiny(cfg: PretrainConfig, benchmark_out: str | None = None) -> Path
     out = Path(cfg.out)
     t0 = time.perf_counter()
     with Executor() as ex:
-        built = tw.build_corpus(ex, cfg.n_programs, cfg.seed)
+        per_level = tw.CORPUS_TRIPLET_INPUTS if cfg.more_simple_tasks else None
+        built = tw.build_corpus(ex, cfg.n_programs, cfg.seed, triplet_inputs=per_level,
+                                tasks_per_program=tw.CORPUS_TASKS_PER_PROGRAM if per_level else None)
         docs = tw.build_documents(built, cfg.seed)
         documents = [d.text for d in docs]
         bench = tw.build_benchmark(ex, exclude=built) if benchmark_out else None  # TASK_SOURCE's fixed seed
     corpus_s = time.perf_counter() - t0
-    tokenizer = train_tokenizer(documents, cfg.vocab_size, cfg.seed)
+    tokenizer = train_tokenizer(documents, cfg.vocab_size, cfg.seed, cfg.tokenizer_split)
     pairs = [(tokenizer(d.prompt, add_special_tokens=False)["input_ids"],
               tokenizer(d.completion, add_special_tokens=False)["input_ids"]) for d in docs]
     token_lists = [p + c for p, c in pairs]

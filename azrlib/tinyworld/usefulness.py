@@ -25,7 +25,7 @@ TARGETS = {"solve_rate": (0.15, 0.6), "mixed_fraction": 0.35, "valid_proposals":
 
 
 def usefulness(sampler, executor, bench: dict, n: int = 8, n_propose: int = 64, max_tasks: int = 0,
-               max_new_tokens: int = 192, seed: int = 0, style: str = "compact", n_references: int = 2) -> dict:
+               max_new_tokens: int = 320, seed: int = 0, style: str = "compact", n_references: int = 2) -> dict:
     rng = random.Random(seed)
     report: dict = {}
     for t in TASK_TYPES:
@@ -111,7 +111,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=int, default=8, help="samples per task")
     p.add_argument("--n-propose", type=int, default=64, help="proposer samples per type")
     p.add_argument("--max-tasks", type=int, default=0, help="at most this many tasks per type (0: all)")
-    p.add_argument("--max-new-tokens", type=int, default=192)
+    p.add_argument("--max-new-tokens", type=int, default=320,
+                   help="response cap (an induction proposal of 10 inputs takes ~225 tokens, p95 ~325)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
 

@@ -1,0 +1,115 @@
+"""The notebooks: their structure, headless execution on a synthetic results directory, and nbval
+of the committed notebooks against the committed reference results (data/reference/tiny).
+
+Refresh the committed outputs with `python -m azrlib.report.execute_notebooks --inplace` after the
+reference data or the analysis changes; nbval then checks that re-running reproduces them exactly.
+"""
+
+import os
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from azrlib.report import execute_notebooks as ex
+from azrlib.report.paths import repo_root
+
+from report_synthetic import make_results
+
+ROOT = repo_root()
+NB_DIR = ROOT / "notebooks"
+REFERENCE = ROOT / "data" / "reference" / "tiny"
+FIGURES = {  # notebook -> figure names it must write
+    "00_overview": ["training_curves"],
+    "rq1_pass_at_k": ["curves"],
+    "rq2_question_difficulty": ["by_bin"],
+    "rq3_entropy": ["overall", "by_role_and_type", "response_length"],
+    "rq4_update_sparsity": ["overall", "per_module"],
+    "rq5_proposer_reward": ["curves"],
+}
+
+
+def _read(name: str):
+    return nbformat.read(str(NB_DIR / f"{name}.ipynb"), as_version=4)
+
+
+def _executed(nb) -> bool:
+    return any(c.cell_type == "code" and c.get("outputs") for c in nb.cells)
+
+
+def test_every_notebook_is_listed_and_has_the_contract_parameters():
+    assert sorted(p.stem for p in NB_DIR.glob("*.ipynb")) == sorted(ex.NOTEBOOKS) == sorted(FIGURES)
+    for name in ex.NOTEBOOKS:
+        nb = _read(name)
+        nbformat.validate(nb)
+        tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1, f"{name}: needs exactly one cell tagged 'parameters'"
+        defaults = ex.notebook_defaults(NB_DIR / f"{name}.ipynb")
+        assert defaults["results_dir"] == "data/reference/tiny" and defaults["preset"] == "tiny"
+        assert defaults["figures_dir"] == "figures/tiny"
+        assert nb.metadata["kernelspec"]["name"] == "python3"
+        assert not any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells), name
+        code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+        assert "check_results" in code and "figs.check()" in code, f"{name}: must end with its checks"
+
+
+def test_changed_parameters_and_strip_volatile():
+    assert ex.changed_parameters({"a": 1, "b": "x"}, {"a": 1, "b": "y", "c": 2}) == {"b": "y", "c": 2}
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")])
+    nb.metadata["papermill"] = {"input_path": "/abs/x.ipynb"}
+    nb.cells[0].metadata["papermill"] = {"duration": 1.0}
+    nb.cells[0].metadata["execution"] = {"iopub.status.busy": "2026-01-01"}
+    ex.strip_volatile(nb)
+    assert "papermill" not in nb.metadata and nb.cells[0].metadata == {}
+
+
+@pytest.mark.slow
+def test_notebooks_execute_headless_on_synthetic_results(tmp_path, monkeypatch):
+    """Every notebook runs under papermill against a synthetic results directory, writes its
+    figures (PNG, PDF, CSV) and passes its own checks."""
+    results = make_results(tmp_path / "R")
+    figures, out = tmp_path / "figures", tmp_path / "reports"
+    rc = ex.main(["--results-dir", str(results), "--preset", "synthetic", "--figures-dir", str(figures),
+                  "--out-dir", str(out)])
+    assert rc == 0
+    for name, figs in FIGURES.items():
+        nb = nbformat.read(str(out / f"{name}.ipynb"), as_version=4)
+        assert "papermill" not in nb.metadata
+        printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+        assert "checks passed" in printed, name
+        params = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+        assert params and str(results) in params[0].source
+        for fig in figs:
+            for ext in ("png", "pdf", "csv"):
+                f = figures / f"{name}_{fig}.{ext}"
+                assert f.is_file() and f.stat().st_size > 0, f
+
+
+@pytest.mark.slow
+def test_committed_notebooks_match_reference_outputs(tmp_path):
+    """nbval: re-running each committed notebook on data/reference/tiny reproduces its outputs."""
+    if not (REFERENCE / "manifest.json").is_file():
+        pytest.skip("data/reference/tiny is not committed yet")
+    stale = [n for n in ex.NOTEBOOKS if not _executed(_read(n))]
+    if stale:
+        pytest.skip(f"notebooks without committed outputs: {stale} "
+                    "(run python -m azrlib.report.execute_notebooks --inplace)")
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", "--nbval-current-env",
+           "--nbval-sanitize-with", str(ROOT / "tests" / "nbval_sanitize.cfg"),
+           *[str(NB_DIR / f"{n}.ipynb") for n in ex.NOTEBOOKS]]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1200,
+                          env={**os.environ, "TQDM_DISABLE": "1", "MPLBACKEND": "Agg",
+                               "AZR_FIGURES_DIR": str(tmp_path / "figures")})  # leave figures/ alone
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+
+
+def test_a_failing_notebook_is_reported_and_kept(tmp_path):
+    """A notebook whose checks fail (an expected run is missing) makes the command fail, and the
+    executed notebook with its traceback is kept as <name>.failed.ipynb."""
+    results = make_results(tmp_path / "R", drop=("band_s2",))
+    status = ex.execute_all(str(results), "synthetic", str(tmp_path / "figures"), tmp_path / "out",
+                            only=["00_overview"], log=lambda text: None)
+    assert status["00_overview"].startswith("PapermillExecutionError") and "band_s2" in status["00_overview"]
+    assert (tmp_path / "out" / "00_overview.failed.ipynb").is_file()
+    assert not (tmp_path / "out" / "00_overview.ipynb").exists()
