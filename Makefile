@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PRESET ?= tiny
 export TQDM_DISABLE ?=
 
-.PHONY: venv system-deps test test-fast reproduce demo bench clean-venv
+.PHONY: venv system-deps test test-fast reproduce clean-runs demo lab bench clean-venv
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,14 +33,40 @@ test: venv system-deps
 test-fast: venv
 	$(PY) -m pytest -q -x -m "not slow" tests
 
-# Until the trainer lands, `reproduce` runs the environment demo: check the AZR seed tasks and
-# CRUXEval in the sandbox.
+# The paper for a preset (PRESET=tiny|quick|coder3b|coder7b): training runs, evaluations, RQ2,
+# sparsity into runs/$(PRESET)/, then every notebook into reports/$(PRESET)/ and figures/$(PRESET)/.
+# Up-to-date steps are skipped; ARGS passes options, e.g. ARGS="--jobs 2" or ARGS="--force".
 reproduce: venv system-deps
+	$(VENV)/bin/azr reproduce --preset $(PRESET) $(ARGS)
+
+# Redo from zero: `make clean-runs PRESET=quick` removes one preset's results and reports,
+# `make clean-runs` all of them (committed figures/ and data/reference/ stay).
+clean-runs:
+ifeq ($(origin PRESET),command line)
+	rm -rf runs/$(PRESET) reports/$(PRESET)
+else
+	rm -rf runs reports
+endif
+
+# The environment demo (what `make reproduce` ran before the pipeline): the sandbox's isolation,
+# AZR's seed tasks and CRUXEval re-verified in the sandbox.
+demo: venv system-deps
 	@start=$$(date +%s); \
 	$(VENV)/bin/azr sandbox-info && \
 	$(VENV)/bin/azr check-tasks $${AZR_SEEDS:-../shared/data/azr_seeds/3b_coder_seed_io.jsonl} && \
 	$(VENV)/bin/azr check-tasks --cruxeval $${CRUXEVAL:-../shared/data/benchmarks/cruxeval.jsonl}; \
-	rc=$$?; echo "reproduce ($(PRESET)) took $$(( $$(date +%s) - start )) s"; exit $$rc
+	rc=$$?; echo "demo took $$(( $$(date +%s) - start )) s"; exit $$rc
+
+# JupyterLab on the notebooks, with this environment registered as the kernel "azrlib".
+# JupyterLab is pinned in requirements.lock; the check is for environments built otherwise.
+lab: venv
+	@if ! $(PY) -c "import jupyterlab" >/dev/null 2>&1; then \
+	  echo "make lab: JupyterLab is not installed in $(VENV)."; \
+	  echo "Install it with:  $(VENV)/bin/pip install -e '.[lab]'   then run make lab again."; \
+	  exit 1; \
+	fi
+	$(PY) -m ipykernel install --sys-prefix --name azrlib --display-name "Python (azrlib)"
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=$(CURDIR) $(if $(filter 0,$(shell id -u)),--allow-root)
 
 bench: venv system-deps
 	$(PY) benchmarks/bench_sandbox.py

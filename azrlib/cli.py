@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("azrlib.eval.cli", "sample a model on a benchmark, check every sample, write per-sample JSONL rows"),
     "passk": ("azrlib.metrics.passk", "unbiased pass@k from per-sample results, optionally paired vs another model"),
     "sparsity": ("azrlib.metrics.sparsity", "fraction of parameters unchanged between two checkpoints"),
+    "reproduce": ("azrlib.reproduce", "the whole paper for a preset: training runs, evaluations, RQ2, sparsity, notebooks"),
 }
 
 

@@ -33,6 +33,7 @@ from azrlib.eval.checkers import (
 )
 from azrlib.eval.prompts import PROMPT_STYLES, build_prompt, extract, stop_strings
 from azrlib.eval.results import ResultsFile, ResumeMismatch
+from azrlib.models import resolve_model_or_exit
 
 ENGINES = ("hf", "vllm")
 _SEED_STRIDE = 1_000_003
@@ -93,6 +94,7 @@ def _validate(args: argparse.Namespace) -> None:
 
 def build_sampler(args: argparse.Namespace):
     """HFSampler, or VLLMSampler (imported only when asked for)."""
+    args.model_dir = resolve_model_or_exit(args.model_dir, "azr eval")  # a local dir, or a hub id in the HF cache
     if args.engine == "vllm":
         try:
             from azrlib.rollout.vllm_sampler import VLLMSampler

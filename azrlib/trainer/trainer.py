@@ -20,12 +20,13 @@ import torch
 from tqdm import tqdm
 
 from azrlib.config import ConfigError, describe, load_config
+from azrlib.rollout.weight_sync import RolloutSync, shares_weights
 from azrlib.sandbox import Executor
 from azrlib.tasks.buffer import TaskBuffer
 from azrlib.tasks.parsing import format_ok, parse_solver_answer
 from azrlib.tasks.templates import solve_prompt
 from azrlib.tasks.verify import verify_answers
-from azrlib.trainer import dist
+from azrlib.trainer import dist, fsdp
 from azrlib.trainer.checkpoint import RunDir
 from azrlib.trainer.config import TrainConfig
 from azrlib.trainer.loop import STOP, StepRunner, load_tasks_jsonl
@@ -34,15 +35,11 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def resolve_model_path(name: str) -> str:
-    """A local directory (relative paths also tried from the project root) or a hub id."""
-    p = Path(name)
-    if p.is_dir():
-        return str(p)
-    if (PROJECT_ROOT / p).is_dir():
-        return str(PROJECT_ROOT / p)
-    if p.is_absolute() or name.startswith((".", "data/")) or name.count("/") != 1:
-        raise FileNotFoundError(f"model directory not found: {name}")
-    return name  # hub id such as Qwen/Qwen2.5-Coder-3B (needs network or a warm HF cache)
+    """A local directory (relative paths also tried from the project root), or a hub id found in
+    $AZR_MODELS_DIR or the Hugging Face cache (azrlib.models; never downloads)."""
+    from azrlib.models import resolve_model
+
+    return resolve_model(name)
 
 
 def resolve_data_path(name: str) -> Path:
@@ -64,10 +61,9 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, resume: bool = False):
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-        from azrlib.rollout.hf import HFSampler
-
         self.cfg = cfg
         dist.init_from_env(cfg.device)
+        device = fsdp.local_device(cfg.device)  # cuda -> cuda:LOCAL_RANK under torchrun
         if cfg.torch_threads:
             torch.set_num_threads(cfg.torch_threads)
         set_seed(cfg.seed)
@@ -79,15 +75,19 @@ class Trainer:
         base_config = AutoConfig.from_pretrained(model_path)
         stored = getattr(base_config, "dtype", None) or getattr(base_config, "torch_dtype", None)
         self.stored_dtype = getattr(torch, stored) if isinstance(stored, str) else (stored or torch.float32)
-        self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(cfg.device)
-        if cfg.gradient_checkpointing:
-            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if cfg.parallel == "fsdp":  # fp32 masters + AdamW state sharded over ranks, bf16 compute (fsdp.py)
+            self.model = fsdp.load_sharded(model_path, device=device, dtype=dtype, param_dtype=cfg.fsdp_param_dtype,
+                                           gradient_checkpointing=cfg.gradient_checkpointing)
+        else:
+            self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(device)
+            if cfg.gradient_checkpointing:
+                self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.ref_model = None
         if cfg.kl_coef:
-            self.ref_model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(cfg.device).eval()
+            self.ref_model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(device).eval()
             for p in self.ref_model.parameters():
                 p.requires_grad_(False)
-        self.sampler = HFSampler(self.model, self.tokenizer, device=cfg.device)
+        self.sampler = self._build_sampler(model_path, device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.executor = Executor(timeout_s=cfg.exec_timeout_s)
         self.buffers = {t: TaskBuffer(t, cap=cfg.buffer_cap, cap_policy=cfg.buffer_policy) for t in cfg.task_types}
@@ -97,6 +97,12 @@ class Trainer:
                     self.buffers[task.task_type].add(task)
         self.runner = StepRunner(cfg, self.model, self.tokenizer, self.sampler, self.executor, self.buffers,
                                  self.optimizer, self.ref_model)
+        if not shares_weights(self.model, self.sampler):  # the engine's own copy: synced after each update
+            self.runner.rollout_sync = RolloutSync(
+                self.model, self.sampler, pad_id=self.tokenizer.pad_token_id or 0, device=device,
+                check_every=cfg.logprob_check_every, check_seqs=cfg.logprob_check_seqs,
+                warn_above=cfg.logprob_mismatch_warn, token_budget=cfg.micro_batch_tokens, autocast_bf16=cfg.amp_bf16,
+                sync_dtype=getattr(torch, cfg.fsdp_param_dtype if cfg.parallel == "fsdp" else cfg.dtype))
         if cfg.mode in ("rlvr", "sft"):
             if not cfg.rlvr_tasks:
                 raise ConfigError(f"mode {cfg.mode} needs rlvr_tasks (a JSONL of verified tasks)")
@@ -127,12 +133,39 @@ class Trainer:
         if resume:
             self._resume()
 
+    def _build_sampler(self, model_path: str, device: torch.device):
+        """The rollout engine: HFSampler on the trainer's own model (ddp), on a full copy of it
+        (fsdp: sharded parameters cannot decode), or a colocated vLLM engine on this rank's GPU."""
+        from transformers import AutoModelForCausalLM
+
+        from azrlib.rollout.hf import HFSampler
+
+        cfg = self.cfg
+        compute_dtype = cfg.fsdp_param_dtype if cfg.parallel == "fsdp" else cfg.dtype
+        if cfg.rollout_engine == "vllm":
+            import os
+
+            from azrlib.rollout.vllm_sampler import VLLMSampler
+
+            extra: dict = {"max_model_len": cfg.vllm_max_model_len} if cfg.vllm_max_model_len else {}
+            if dist.active():  # one engine per torchrun rank, inside this process, on its GPU (as TRL/veRL)
+                extra["distributed_executor_backend"] = "external_launcher"
+            else:  # keep the engine in this process, so weight sync passes tensors, not bytes
+                os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+            return VLLMSampler(model_path, dtype=compute_dtype, seed=cfg.seed, enforce_eager=False,
+                               gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
+                               enable_sleep_mode=cfg.vllm_sleep, **extra)
+        if cfg.parallel == "fsdp":
+            copy = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, compute_dtype))
+            return HFSampler(copy, self.tokenizer, device=device)
+        return HFSampler(self.model, self.tokenizer, device=device)
+
     # ------------------------------------------------------------------ state
 
-    def trainer_state(self, step: int) -> dict:
+    def trainer_state(self, step: int, optimizer_state: dict | None = None) -> dict:
         return {
             "step": step,
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": self.optimizer.state_dict() if optimizer_state is None else optimizer_state,
             "torch_rng": torch.get_rng_state(),
             "numpy_rng": np.random.get_state(),
             "python_rng": random.getstate(),
@@ -149,16 +182,23 @@ class Trainer:
         ckpt = self.run.latest_checkpoint()
         if ckpt is None:
             return  # nothing saved yet: start from the base
-        state = torch.load(ckpt / "trainer_state.pt", weights_only=False)
+        sharded = fsdp.is_sharded(self.model)
+        state = torch.load(ckpt / "trainer_state.pt", weights_only=False, mmap=True)
         weights_dir = ckpt / "fp32" if (ckpt / "fp32").is_dir() else ckpt
         weights = {}
-        for f in sorted(weights_dir.glob("*.safetensors")):
+        for f in sorted(weights_dir.glob("*.safetensors")) if dist.is_main() or not sharded else ():
             weights.update(load_file(f))
-        missing, unexpected = self.model.load_state_dict(
-            {k: v.to(next(self.model.parameters()).dtype) for k, v in weights.items()}, strict=False)
-        if unexpected or [m for m in missing if "lm_head" not in m]:
-            raise RuntimeError(f"checkpoint {ckpt} does not match the model: missing {missing}, unexpected {unexpected}")
-        self.optimizer.load_state_dict(state["optimizer"])
+        if sharded:  # rank 0's full copies are broadcast into every rank's shards
+            fsdp.load_full_state_dict(self.model, weights)
+            fsdp.load_optimizer_state(self.model, self.optimizer, state["optimizer"] if dist.is_main() else {})
+        else:
+            missing, unexpected = self.model.load_state_dict(
+                {k: v.to(next(self.model.parameters()).dtype) for k, v in weights.items()}, strict=False)
+            if unexpected or [m for m in missing if "lm_head" not in m]:
+                raise RuntimeError(f"checkpoint {ckpt} does not match the model: missing {missing}, unexpected {unexpected}")
+            self.optimizer.load_state_dict(state["optimizer"])
+        if self.runner.rollout_sync is not None:
+            self.runner.rollout_sync.after_update()
         torch.set_rng_state(state["torch_rng"])
         np.random.set_state(state["numpy_rng"])
         random.setstate(state["python_rng"])
@@ -172,6 +212,14 @@ class Trainer:
         dist.barrier()
 
     def save(self, step: int) -> None:
+        if fsdp.is_sharded(self.model):  # gather weights and optimizer state to rank 0, which writes
+            state = fsdp.full_state_dict(self.model)
+            optimizer = fsdp.full_optimizer_state(self.model, self.optimizer)
+            if dist.is_main():
+                self.run.save_checkpoint(step, fsdp.CheckpointView(self.model, state, self.stored_dtype), self.tokenizer,
+                                         self.trainer_state(step, optimizer), self.stored_dtype, self.cfg.save_fp32)
+            dist.barrier()
+            return
         if dist.active():  # ranks must hold the same weights; a drift would be a bug in the update
             checksum = float(sum(p.detach().double().sum() for p in self.model.parameters()))
             sums = [x for part in dist.gather_lists([checksum]) for x in part]
