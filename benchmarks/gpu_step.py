@@ -157,7 +157,8 @@ def main() -> int:
     if args.micro_batch_tokens:
         overrides.append(f"micro_batch_tokens={args.micro_batch_tokens}")
     cfg = load_config(TrainConfig, preset, overrides)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, fused=device.type == "cuda")
+    # fused AdamW for plain tensors; the default (foreach) for FSDP's DTensor parameters
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, fused=device.type == "cuda" and args.parallel == "ddp")
     rng = random.Random(0)
     vocab = model.config.vocab_size
     rollouts = []

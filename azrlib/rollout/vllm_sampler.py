@@ -59,7 +59,7 @@ The prefix cache is reset afterwards: cached KV blocks were computed with the ol
 
 Sleep mode (`enable_sleep_mode=True`; CUDA, vLLM >= 0.7.3): `sleep()` releases the engine's GPU
 memory for the trainer's update; the next `load_weights` wakes it. Where `wake_up` takes tags
-(vLLM >= 0.8.5), `sleep` uses level 2 (weights discarded, since the sync replaces them anyway), and
+(vLLM >= 0.8.3), `sleep` uses level 2 (weights discarded, since the sync replaces them anyway), and
 `load_weights` wakes the weights first, loads, then re-allocates the KV cache, so the KV cache and
 the trainer's gradients never coexist. Older versions sleep at level 1 (weights offloaded to CPU)
 and wake everything at once. Both are checked on the `LLM` class at construction; without them
