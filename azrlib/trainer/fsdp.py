@@ -33,6 +33,7 @@ Where this departs from AZR / veRL:
 
 from __future__ import annotations
 
+import atexit
 import copy
 import os
 import tempfile
@@ -65,6 +66,7 @@ def ensure_process_group(device: torch.device | str) -> None:
     store = tempfile.NamedTemporaryFile(prefix="azr_pg_", delete=False)
     store.close()
     dist.init_process_group(backend=backend, init_method=f"file://{store.name}", rank=0, world_size=1)
+    atexit.register(lambda: os.path.exists(store.name) and os.unlink(store.name))  # the store outlives no run
 
 
 def _dtype(value: str | torch.dtype | None) -> torch.dtype | None:
