@@ -134,3 +134,45 @@ def _not_found_message(hub_id: str, cache_dir: str | Path | None) -> str:
             f"({from_cache}). Download it where there is network access with `hf download {hub_id}` "
             f"(or `huggingface-cli download {hub_id}`; copy the cache over if needed), or with "
             f"`hf download {hub_id} --local-dir DIR` and pass DIR (or set {MODELS_DIR_ENV} to DIR's parent).")
+
+
+def load_tokenizer(name_or_path: str | Path, **kwargs):
+    """`AutoTokenizer.from_pretrained`, except that the pre-tokenizer, normalizer and decoder saved
+    in the checkpoint's tokenizer.json are what tokenizes.
+
+    Why: transformers 5 maps `model_type: qwen2` to `Qwen2Tokenizer` whatever tokenizer_config.json
+    declares, and that class rebuilds the pre-tokenizer with Qwen2's regex. For a real Qwen
+    checkpoint the two agree and AutoTokenizer's tokenizer is returned unchanged. For the tiny base,
+    whose value-level pre-tokenizer keeps `[1, 5]` as `[`, `1`, `,`, ` 5`, `]`, the override silently
+    tokenized every prompt differently from pretraining (until 2026-11-26 every tiny-base number
+    was measured that way). When tokenizer.json's pipeline differs from the loaded one, the
+    checkpoint is loaded as saved (`TokenizersBackend`)."""
+    import json
+
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(name_or_path), **kwargs)
+    saved = _tokenizer_json(name_or_path, kwargs)
+    if saved is None or not getattr(tok, "is_fast", False):
+        return tok
+    stored = json.loads(Path(saved).read_text(encoding="utf-8"))
+    loaded = json.loads(tok.backend_tokenizer.to_str())
+    if all(stored.get(k) == loaded.get(k) for k in ("pre_tokenizer", "normalizer", "decoder")):
+        return tok
+    from transformers.tokenization_utils_tokenizers import TokenizersBackend
+
+    return TokenizersBackend.from_pretrained(str(name_or_path), **kwargs)
+
+
+def _tokenizer_json(name_or_path: str | Path, kwargs: dict) -> str | None:
+    local = Path(name_or_path) / "tokenizer.json"
+    if local.is_file():
+        return str(local)
+    if Path(name_or_path).exists():
+        return None
+    try:
+        from transformers.utils import cached_file
+        return cached_file(str(name_or_path), "tokenizer.json", _raise_exceptions_for_missing_entries=False,
+                           local_files_only=True, revision=kwargs.get("revision"), cache_dir=kwargs.get("cache_dir"))
+    except Exception:  # not cached: AutoTokenizer has already said what it could load
+        return None

@@ -99,7 +99,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="torch device for both engines (e.g. cuda)")
     args = parser.parse_args()
 
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
+
+    from azrlib.models import load_tokenizer
 
     tmp = None
     if args.model is not None:
@@ -112,7 +114,7 @@ def main() -> None:
         tmp = tempfile.TemporaryDirectory(prefix="bench_rollout_")
         model_dir = build_tiny_checkpoint(tmp.name, vocab_size=2048, hidden_size=128, num_layers=4,
                                           num_heads=4, num_kv_heads=2)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer = load_tokenizer(model_dir)
     prompts = make_prompts(tokenizer, args.prompts, args.prompt_tokens, seed=args.seed)
     prompt_lens = [len(tokenizer(p)["input_ids"]) for p in prompts]
 

@@ -98,8 +98,7 @@ def _sharded_update_worker(rank: int, world: int, port: int, workdir: str) -> No
     _init(rank, world, port)
     import types
 
-    from transformers import AutoTokenizer
-
+    from azrlib.models import load_tokenizer
     from azrlib.trainer import dist as azr_dist
     from azrlib.trainer import fsdp
     from azrlib.trainer.checkpoint import RunDir
@@ -130,7 +129,7 @@ def _sharded_update_worker(rank: int, world: int, port: int, workdir: str) -> No
     run = RunDir(work / "run")
     if rank == 0:
         run.checkpoints.mkdir(parents=True, exist_ok=True)
-        tokenizer = AutoTokenizer.from_pretrained(data["model_dir"])
+        tokenizer = load_tokenizer(data["model_dir"])
         run.save_checkpoint(1, fsdp.CheckpointView(model, state, torch.bfloat16), tokenizer,
                             {"step": 1, "optimizer": optim_state}, torch.bfloat16, save_fp32=True)
     azr_dist.barrier()

@@ -168,9 +168,9 @@ def test_mismatch_is_the_mean_absolute_log_prob_difference(tiny_dir):
 
 
 def _tokenizer(path):
-    from transformers import AutoTokenizer
+    from azrlib.models import load_tokenizer
 
-    return AutoTokenizer.from_pretrained(path)
+    return load_tokenizer(path)
 
 
 def _train_a_little(model, steps: int = 4, lr: float = 2e-2) -> None:

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from azrlib.config import load_config
+from azrlib.models import load_tokenizer
 from azrlib.tinyworld.pretrain import PretrainConfig, pack_documents, pretrain_tiny, train_tokenizer
 
 
@@ -24,10 +25,10 @@ def small_run(tmp_path_factory):
 
 
 def test_checkpoint_loads_like_a_qwen_directory(small_run):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
     _, path, _ = small_run
     model = AutoModelForCausalLM.from_pretrained(path)
-    tok = AutoTokenizer.from_pretrained(path)
+    tok = load_tokenizer(path)
     assert model.config.model_type == "qwen2"
     code = "def f(a):\n    return  a  *  2\n\n"
     assert tok.decode(tok(code, add_special_tokens=False)["input_ids"]) == code
@@ -100,3 +101,60 @@ def test_bytelevel_split_is_still_available_and_unknown_split_refused():
     assert tok.decode(tok("x = 'da'")["input_ids"]) == "x = 'da'"
     with pytest.raises(ValueError, match="tokenizer_split"):
         train_tokenizer(["x"], vocab_size=300, split="chars")
+
+
+def test_two_gloo_ranks_take_the_same_first_step_and_are_deterministic(small_run, tmp_path):
+    """ranks=2: each rank trains on half of every batch with the whole batch's normalizer, so
+    step 1 (same init, same batch) has the one-process loss; two 2-rank runs give equal weights."""
+    from safetensors.torch import load_file
+    cfg, path, _ = small_run
+    two = {**cfg.__dict__, "ranks": 2, "threads": 1, "max_steps": 20}
+    a = pretrain_tiny(load_config(PretrainConfig, {**two, "out": str(tmp_path / "a")}))
+    b = pretrain_tiny(load_config(PretrainConfig, {**two, "out": str(tmp_path / "b")}))
+    one = json.loads((path / "pretrain.json").read_text())["losses"]
+    rec = json.loads((a / "pretrain.json").read_text())
+    assert rec["steps"] == 20 and rec["config"]["ranks"] == 2
+    assert abs(rec["losses"][0]["loss"] - one[0]["loss"]) < 1e-3
+    assert rec["losses"][-1]["loss"] < 0.8 * rec["losses"][0]["loss"]
+    wa, wb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_batch_not_divisible_by_ranks_is_refused(small_run, tmp_path):
+    from azrlib.tinyworld.pretrain import train_model
+    cfg, _, _ = small_run
+    bad = load_config(PretrainConfig, {**cfg.__dict__, "batch_size": 3})
+    with pytest.raises(ValueError, match="not divisible by ranks"):
+        train_model(torch.nn.Linear(2, 2), lambda epoch: None, bad, world=2)
+
+
+SAMPLE = ("Think in <think> </think>, then answer in <answer> </answer>.\nUser: Give what f returns for the input, "
+          "in an ```output block.\n```python\ndef f(word, arr):\n    return word[::2] + str(arr[1:])\n```\n"
+          "```input\n'da', [1, 5, 5, 0]\n```\nAssistant: <think>\n word='da', arr=[1, 5, 5, 0]\n"
+          "return 'd[5, 5, 0]' </think>\n<answer>\n```output\n'd[5, 5, 0]'\n```\n</answer>")
+
+
+@pytest.mark.parametrize("which", ["small_run", "committed"])
+def test_loaded_tokenizer_splits_text_as_the_saved_one(small_run, which):
+    """transformers maps qwen2 checkpoints to Qwen2Tokenizer, which re-splits text with Qwen2's
+    regex; every stage must tokenize as pretraining did (the saved tokenizer.json)."""
+    from pathlib import Path
+
+    from tokenizers import Tokenizer
+    path = small_run[1] if which == "small_run" else Path(__file__).resolve().parents[1] / "data" / "tiny_base"
+    raw = Tokenizer.from_file(str(path / "tokenizer.json"))
+    tok = load_tokenizer(path)
+    assert tok(SAMPLE, add_special_tokens=False)["input_ids"] == raw.encode(SAMPLE).ids
+    assert tok.eos_token == "<|endoftext|>" and tok.pad_token_id == tok.eos_token_id
+    assert tok.decode(raw.encode(SAMPLE).ids) == SAMPLE
+
+
+def test_hf_sampler_loads_the_saved_tokenization():
+    from pathlib import Path
+
+    from tokenizers import Tokenizer
+
+    from azrlib.rollout.hf import HFSampler
+    path = Path(__file__).resolve().parents[1] / "data" / "tiny_base"
+    ids = Tokenizer.from_file(str(path / "tokenizer.json")).encode(SAMPLE).ids
+    assert HFSampler(str(path)).tokenizer(SAMPLE, add_special_tokens=False)["input_ids"] == ids

@@ -11,6 +11,7 @@ from azrlib.sandbox import Executor, detect_isolation
 from azrlib.tasks import parsing, templates
 from azrlib.tasks.types import TASK_TYPES
 from azrlib.tasks.validation import ValidationConfig, static_check, validate_induction, validate_triplets
+from azrlib.tasks.values import parse_literal, values_equal
 from azrlib.tinyworld import corpus as C
 
 CAPS = detect_isolation()
@@ -205,6 +206,45 @@ def test_document_stats(docs):
     stats = C.document_stats(docs)
     assert set(stats) == set(C.DOCUMENT_FORMS)
     assert sum(row["n"] for row in stats.values()) == len(docs)
+
+
+@pytest.fixture(scope="module")
+def drills(ex, corpus):
+    return C.drill_documents(ex, corpus, seed=0, inputs_per_level={1: 12, 2: 3, 3: 1})
+
+
+def _drill_blocks(doc):
+    """(program, [(argument line, return text)]) of a drill document."""
+    header, body = doc.completion.split("\n```\n", 1)
+    program = header.removeprefix("```python\n")
+    blocks = [b.split("\n") for b in body.strip().split("\n\n")]
+    return program, [(b[0], b[-1].removeprefix("return ")) for b in blocks]
+
+
+def test_drills_are_true_traces_of_training_side_programs_on_fresh_inputs(ex, corpus, drills):
+    by_key = {s.key: s for s in corpus.specs}
+    assert drills and all(d.form == C.DRILL_FORM and d.prompt == "" for d in drills)
+    assert {d.level for d in drills} == {1, 2, 3}
+    checked = []
+    for doc in drills:
+        program, blocks = _drill_blocks(doc)
+        spec = by_key[doc.task.meta["key"]]  # a corpus program, so never a benchmark one
+        assert program == spec.program and 1 <= len(blocks) <= C.DRILL_BLOCKS_PER_DOCUMENT
+        params = [a.arg for a in ast.parse(program).body[0].args.args]
+        for args_line, returned in blocks:
+            # the argument line is `name=value, ...`: rebuild the call's input from it
+            call = ast.parse(f"g({args_line})").body[0].value
+            assert [k.arg for k in call.keywords] == params
+            x = ", ".join(ast.unparse(k.value) for k in call.keywords)
+            assert x not in spec.inputs  # fresh inputs, not the corpus tasks' ones
+            checked.append(("deduction", program, x, returned))
+    verdicts = validate_triplets(ex, [c[:3] for c in checked], ValidationConfig(timeout_s=2.0))
+    assert all(v.ok and values_equal(parse_literal(v.task.output), parse_literal(c[3])) for v, c in zip(verdicts, checked))
+
+
+def test_drills_are_deterministic(ex, corpus, drills):
+    again = C.drill_documents(ex, corpus, seed=0, inputs_per_level={1: 12, 2: 3, 3: 1})
+    assert [d.completion for d in again] == [d.completion for d in drills]
 
 
 # ------------------------------------------------------------------------------------------

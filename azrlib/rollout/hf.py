@@ -353,7 +353,9 @@ class HFSampler(Sampler):
         num_threads: int | None = None,
         fast_path: bool = True,
     ) -> None:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
+
+        from azrlib.models import load_tokenizer
 
         if batch_size < 1 or prefill_tokens < 1:
             raise ValueError(f"batch_size and prefill_tokens must be positive, got {batch_size}, {prefill_tokens}")
@@ -372,7 +374,7 @@ class HFSampler(Sampler):
                 raise FileNotFoundError(f"model directory {str(path)!r} does not exist")
             if not (path / "config.json").is_file():
                 raise FileNotFoundError(f"model directory {str(path)!r} has no config.json")
-            self.tokenizer = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(path)
+            self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(path)
             model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32,
                                                          attn_implementation="sdpa")
         elif isinstance(model_or_path, torch.nn.Module):

@@ -252,7 +252,10 @@ class VLLMSampler(Sampler):
         self._asleep = False
         self._weights_discarded = False
         self.weight_path: str | None = None  # how the last load_weights reached the model
-        self.tokenizer = self.llm.get_tokenizer()
+        # prompts are tokenized here and passed as ids: vLLM's own AutoTokenizer would re-split the tiny
+        # base's text with Qwen2's regex (azrlib.models.load_tokenizer)
+        from azrlib.models import load_tokenizer
+        self.tokenizer = load_tokenizer(path)
         self.model_path = path
 
     @staticmethod

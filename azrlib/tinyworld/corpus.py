@@ -21,6 +21,8 @@ Pipeline:
    with `templates.propose_prompt/solve_prompt(style="compact")` and `render_*_answer`; every
    document is parsed back with `parsing.parse_proposal` / `parse_solver_answer` before it is kept
    (`verify_documents` additionally checks solver answers with `verify.verify_answers`).
+   `drill_documents` (optional, `pretrain-tiny drills=true`; tried once and not used by the
+   committed base) writes a program followed by traces of it on fresh inputs.
 4. `build_benchmark` makes a held-out benchmark (fixed seed, balanced over levels) from programs
    the corpus can never contain: every program has a holdout key (its normalized text; for the
    composed loop/chain families of levels 3-4 its skeleton, i.e. normalized text with constants
@@ -1274,6 +1276,50 @@ def build_documents(corpus: Corpus, seed: int = 0, style: str = "compact", propo
     return docs
 
 
+DRILL_FORM = "drill_trace"
+DRILL_BLOCKS_PER_DOCUMENT = 10
+DRILL_INPUTS_PER_LEVEL = {1: 60, 2: 16, 3: 4}
+
+
+def drill_documents(executor, corpus: Corpus, seed: int = 0, inputs_per_level: dict[int, int] | None = None,
+                    blocks_per_document: int = DRILL_BLOCKS_PER_DOCUMENT) -> list[Document]:
+    """Trace drills: a corpus program (a ```python block) followed by up to `blocks_per_document`
+    execution traces of it on fresh inputs, in the deduction `<think>` format (arguments, one line
+    per step, `return <output>`), blank-line separated, with no prompt. They stand in for the REPL
+    sessions a code LLM has read: many evaluations of each operation per token, where a solver
+    document spends ~400 characters on one. Only training-side corpus programs of the levels in
+    `inputs_per_level` ({level: fresh inputs per program}, default DRILL_INPUTS_PER_LEVEL) are
+    used, so the benchmark stays held out. Each (program, input) is validated and traced in the
+    sandbox like a corpus task; the traced run must agree with the plain one. Deterministic for a seed."""
+    inputs_per_level = DRILL_INPUTS_PER_LEVEL if inputs_per_level is None else inputs_per_level
+    candidates: list[tuple[ProgramSpec, str]] = []
+    for spec in corpus.specs:
+        want = inputs_per_level.get(spec.level, 0)
+        if want <= 0:
+            continue
+        rng = random.Random(f"tinyworld-drill:{seed}:{spec.index}")
+        fresh = [x for x in sample_inputs(spec.arg_kinds, rng, want + len(spec.inputs)) if x not in spec.inputs]
+        candidates += [(spec, x) for x in fresh[:want]]
+    checked = validate_triplets(executor, [("deduction", s.program, x) for s, x in candidates], VALIDATION)
+    runs = [(spec, Task("deduction", spec.program, (x,), (r.task.output,), meta={"level": spec.level, "key": spec.key}))
+            for (spec, x), r in zip(candidates, checked) if r.ok]
+    by_program: dict[str, list[tuple[Task, str]]] = {}
+    specs: dict[str, ProgramSpec] = {}
+    for (spec, task), trace in zip(runs, compute_traces(executor, [t for _, t in runs])):
+        if trace is not None:
+            by_program.setdefault(spec.key, []).append((task, trace))
+            specs[spec.key] = spec
+    docs = []
+    for key, traced in by_program.items():
+        header = f"```python\n{specs[key].program}\n```\n"
+        for start in range(0, len(traced), blocks_per_document):
+            chunk = traced[start:start + blocks_per_document]
+            docs.append(Document(DRILL_FORM, "", header + "\n\n".join(trace for _, trace in chunk) + "\n",
+                                 chunk[0][0], specs[key].level))
+    random.Random(f"tinyworld-drill-order:{seed}").shuffle(docs)
+    return docs
+
+
 def pretraining_documents(corpus: Corpus, seed: int = 0, style: str = "compact", **kwargs) -> list[str]:
     """Texts (prompt + gold completion) of `build_documents`."""
     return [d.text for d in build_documents(corpus, seed, style, **kwargs)]
@@ -1296,7 +1342,7 @@ def verify_documents(executor, docs: Sequence[Document]) -> list[bool]:
 def document_stats(docs: Sequence[Document]) -> dict:
     """Count and mean prompt/completion length (characters) per form and per (form, level)."""
     out: dict = {}
-    for form in DOCUMENT_FORMS:
+    for form in (*DOCUMENT_FORMS, DRILL_FORM):
         chosen = [d for d in docs if d.form == form]
         if not chosen:
             continue

@@ -12,8 +12,10 @@ as single tokens (`split_pattern`), so a value tokenizes the same wherever it st
 splitting the model could not learn to copy an argument into its trace (`'da'` was `'d`,`a`,`'` in
 the input and `='`,`da`,`'` in the trace), and solve rates were lower (README, tiny base).
 
-Threads: a run is one process with 2 torch threads and `torch.compile`; measured by
-`benchmarks/bench_parallel.py pretrain` against 2 DDP gloo ranks x 1 thread (README).
+Threads: a run is one process with 2 torch threads and `torch.compile`. `ranks=2` trains with 2
+gloo data-parallel processes instead (the mechanism multi-GPU training uses); on the real corpus it
+was no faster here (2.7 vs 2.9 steps/s), although `benchmarks/bench_parallel.py pretrain`'s
+synthetic step favoured it 1.3x.
 The schedule runs over `max_steps`, so a seed fixes the weights; the wall time depends on the load.
 """
 
@@ -57,7 +59,11 @@ class PretrainConfig:
                                           f"{DEFAULT_MAX_STEPS} the cosine schedule runs over steps and the run is "
                                           "deterministic for a seed, else over this budget)")
     max_steps: int = option(2400, "optimizer steps (2400: ~14 min on 2 quiet cores with compile; the committed base)")
-    threads: int = option(2, "torch intra-op threads")
+    threads: int = option(2, "torch intra-op threads per rank")
+    ranks: int = option(1, "data-parallel processes (torch.distributed gloo, `threads` each; each takes "
+                           "batch_size/ranks rows of every step, gradients are summed). On 2 cores, 2 ranks x 1 "
+                           "thread ran the real corpus at 2.7 steps/s vs 2.9 for 1 x 2 threads (the synthetic "
+                           "benchmarks/bench_parallel.py step favoured ranks 1.3x), so the base uses 1 rank")
     bf16: bool = option(True, "bf16 autocast (AMX here: ~1.1-1.8x faster than fp32 for these sizes)")
     pack_whole_documents: bool = option(False, "rows hold whole documents (tried once: no better than the "
                                                "stream packing the committed base was trained with)")
@@ -70,6 +76,11 @@ class PretrainConfig:
                                           "(bases before 2026-11-26)")
     compile: bool = option(True, "torch.compile the training forward/backward (1.6x faster here for 2 M params; "
                                  "needs a C++ compiler)")
+    drills: bool = option(False, "add trace drills (corpus.drill_documents: a program and traces of it on "
+                                "fresh inputs; ~0.6 M tokens) to the six prompt forms. Tried once: worse (the model "
+                                "learned to write random arguments and copied its input less: 0.73 vs 0.95 exact)")
+    proposer_ratio: float = option(0.25, "proposer documents per solver document of each type (0.5 before "
+                                         "2026-11-26: proposer documents were then over half of the tokens)")
     prompt_loss_weight: float = option(0.1, "loss weight of prompt tokens (completions weigh 1): the answers "
                                             "are what the model must learn; prompts are mostly repeated text")
 
@@ -176,11 +187,17 @@ def pack_documents(docs: list[tuple[list[int], list[int]]], seq_len: int, eos_id
     return torch.tensor(rows, dtype=torch.long), torch.tensor(weights, dtype=torch.float32)
 
 
-def train_model(model, rows_fn, cfg: PretrainConfig, log_every: int = 10) -> dict:
-    """AdamW with warm-up and a cosine decay over the time budget; returns the loss curve."""
+def train_model(model, rows_fn, cfg: PretrainConfig, log_every: int = 10, rank: int = 0, world: int = 1) -> dict:
+    """AdamW with warm-up and a cosine decay over `max_steps` (or the time budget); returns the
+    loss curve. With `world` > 1 (an initialized gloo process group), rank r takes rows r, r+world,
+    ... of every batch and gradients are summed so that the step equals the one-process step on
+    the whole batch (the loss is normalized by the batch's total weight, not each rank's)."""
+    import torch.distributed as dist
     from tqdm import tqdm
 
     torch.set_num_threads(cfg.threads)
+    if cfg.batch_size % world:
+        raise ValueError(f"batch_size={cfg.batch_size} is not divisible by ranks={world}")
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.1)
     forward = torch.compile(model) if cfg.compile else model  # same parameters; `model` is what gets saved
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -189,10 +206,16 @@ def train_model(model, rows_fn, cfg: PretrainConfig, log_every: int = 10) -> dic
     perm = torch.randperm(rows.shape[0], generator=gen)
     losses, start = [], time.perf_counter()
     model.train()
-    bar = tqdm(total=int(cfg.time_budget_s), desc="pretrain (s)", unit="s")
+    quiet = {} if rank == 0 else {"disable": True}  # rank 0 keeps tqdm's defaults (TQDM_DISABLE works)
+    bar = tqdm(total=int(cfg.time_budget_s), desc="pretrain (s)", unit="s", **quiet)
+    params = [p for p in model.parameters()]
     step = 0
     while step < cfg.max_steps:
         elapsed = time.perf_counter() - start
+        if world > 1:  # every rank must agree on stopping: rank 0's clock decides
+            clock = torch.tensor([elapsed])
+            dist.broadcast(clock, 0)
+            elapsed = float(clock)
         if elapsed >= cfg.time_budget_s:
             break
         # the schedule runs over steps when max_steps bounds the run (deterministic for a seed),
@@ -207,29 +230,84 @@ def train_model(model, rows_fn, cfg: PretrainConfig, log_every: int = 10) -> dic
             perm = torch.randperm(rows.shape[0], generator=gen)
             cursor = 0
         idx = perm[cursor:cursor + cfg.batch_size]
+        total_weight = row_weights[idx][:, 1:].sum()  # the whole batch's, so ranks share one normalizer
+        idx = idx[rank::world]
         batch, weight = rows[idx], row_weights[idx][:, 1:]
         cursor += cfg.batch_size
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
             logits = forward(input_ids=batch).logits[:, :-1]
         ce = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1),
                                                reduction="none").view_as(weight)
-        loss = (ce * weight).sum() / weight.sum()
+        loss = (ce * weight).sum() / total_weight
         loss.backward()
+        if world > 1:
+            grads = [p.grad for p in params]
+            flat = torch.cat([g.reshape(-1) for g in grads])
+            dist.all_reduce(flat)  # one bucket: 1.8 M floats take a few ms over gloo here
+            offset = 0
+            for g in grads:
+                g.copy_(flat[offset:offset + g.numel()].view_as(g))
+                offset += g.numel()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
         step += 1
         if step % log_every == 0 or step == 1:
-            completion_loss = float((ce.detach() * (weight == 1.0)).sum() / (weight == 1.0).sum().clamp(min=1))
+            sums = torch.stack([loss.detach() * total_weight, (ce.detach() * (weight == 1.0)).sum(),
+                                (weight == 1.0).sum().float()])
+            if world > 1:
+                dist.all_reduce(sums)
             losses.append({"step": step, "seconds": round(time.perf_counter() - start, 1),
-                           "loss": round(float(loss.detach()), 4), "completion_loss": round(completion_loss, 4),
+                           "loss": round(float(sums[0] / total_weight), 4),
+                           "completion_loss": round(float(sums[1] / sums[2].clamp(min=1)), 4),
                            "lr": lr, "epoch": epoch})
             bar.n = min(int(time.perf_counter() - start), int(cfg.time_budget_s))
-            bar.set_postfix(loss=round(float(loss.detach()), 3), step=step)
+            bar.set_postfix(loss=losses[-1]["loss"], step=step)
     bar.close()
     model.eval()
     return {"steps": step, "epochs": epoch, "seconds": round(time.perf_counter() - start, 1), "losses": losses,
             "tokens_seen": step * cfg.batch_size * cfg.seq_len}
+
+
+def _rank_worker(rank: int, cfg: PretrainConfig, pairs, vocab_size: int, eos_id: int, port: int, out: str) -> None:
+    """One data-parallel rank (spawned): same init as the others (seeded), its rows of each batch;
+    rank 0 saves the weights and the training record into `out`."""
+    import os
+
+    import torch.distributed as dist
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=cfg.ranks)
+    try:
+        model = build_model(cfg, vocab_size, eos_id)
+        stats = train_model(model, _rows_fn(cfg, pairs, eos_id), cfg, rank=rank, world=cfg.ranks)
+        if rank == 0:
+            model.save_pretrained(out, safe_serialization=True)
+            Path(out, "train_stats.json").write_text(json.dumps(stats))
+    finally:
+        dist.destroy_process_group()
+
+
+def _rows_fn(cfg: PretrainConfig, pairs, eos_id: int):
+    return lambda epoch: pack_documents(pairs, cfg.seq_len, eos_id, random.Random(cfg.seed * 1000 + epoch),
+                                        cfg.prompt_loss_weight, cfg.pack_whole_documents)
+
+
+def _check_reload(out: Path, documents: list[str], tokenizer) -> None:
+    """The saved tokenizer, loaded the way every later stage loads it, must split text exactly as
+    the one the model was trained with (AutoTokenizer alone does not: `models.load_tokenizer`)."""
+    from azrlib.models import load_tokenizer
+
+    loaded = load_tokenizer(out)
+    for doc in documents:
+        if loaded(doc, add_special_tokens=False)["input_ids"] != tokenizer(doc, add_special_tokens=False)["input_ids"]:
+            raise RuntimeError(f"the tokenizer saved in {out} tokenizes differently after loading:\n{doc[:200]}")
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def pretrain_tiny(cfg: PretrainConfig, benchmark_out: str | None = None) -> Path:
@@ -242,7 +320,10 @@ def pretrain_tiny(cfg: PretrainConfig, benchmark_out: str | None = None) -> Path
         per_level = tw.CORPUS_TRIPLET_INPUTS if cfg.more_simple_tasks else None
         built = tw.build_corpus(ex, cfg.n_programs, cfg.seed, triplet_inputs=per_level,
                                 tasks_per_program=tw.CORPUS_TASKS_PER_PROGRAM if per_level else None)
-        docs = tw.build_documents(built, cfg.seed)
+        docs = tw.build_documents(built, cfg.seed, proposer_ratio=cfg.proposer_ratio)
+        if cfg.drills:
+            docs += tw.drill_documents(ex, built, cfg.seed)
+            random.Random(f"tinyworld-mix:{cfg.seed}").shuffle(docs)
         documents = [d.text for d in docs]
         bench = tw.build_benchmark(ex, exclude=built) if benchmark_out else None  # TASK_SOURCE's fixed seed
     corpus_s = time.perf_counter() - t0
@@ -254,12 +335,19 @@ def pretrain_tiny(cfg: PretrainConfig, benchmark_out: str | None = None) -> Path
     n_params = sum(p.numel() for p in model.parameters())
     print(f"corpus: {len(documents)} documents, {sum(map(len, token_lists))} tokens ({corpus_s:.0f} s); "
           f"model: {n_params / 1e6:.2f} M parameters")
-    stats = train_model(model, lambda epoch: pack_documents(pairs, cfg.seq_len, tokenizer.eos_token_id,
-                                                            random.Random(cfg.seed * 1000 + epoch),
-                                                            cfg.prompt_loss_weight, cfg.pack_whole_documents), cfg)
     out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out, safe_serialization=True)
+    if cfg.ranks > 1:
+        import torch.multiprocessing as mp
+        del model
+        mp.spawn(_rank_worker, args=(cfg, pairs, len(tokenizer), tokenizer.eos_token_id, _free_port(), str(out)),
+                 nprocs=cfg.ranks, join=True)
+        stats = json.loads((out / "train_stats.json").read_text())
+        (out / "train_stats.json").unlink()
+    else:
+        stats = train_model(model, _rows_fn(cfg, pairs, tokenizer.eos_token_id), cfg)
+        model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
+    _check_reload(out, documents[:200], tokenizer)
     record = {"config": asdict(cfg), "n_params": n_params, "n_documents": len(documents),
               "n_tokens": sum(map(len, token_lists)), "corpus_seconds": round(corpus_s, 1), **stats,
               "torch": torch.__version__}

@@ -60,6 +60,8 @@ class TrainConfig:
     max_output_chars: int = option(400, "longest accepted output repr (AZR: 400)")
     output_overflow: str = option("reject", "reject | truncate (AZR) outputs longer than max_output_chars")
     allow_helpers: bool = option(False, "accept programs with several functions (AZR: no)")
+    allow_extra_inputs: bool = option(False, "induction proposals: accept 10 or more ```input blocks and keep the "
+                                             "last 10 (AZR's shipped parser) instead of exactly 10 (the paper)")
     banned_modules: tuple[str, ...] = option(AZR_BANNED_MODULES, "imports that invalidate a proposal")
     buffer_cap: int = option(16384, "tasks kept per buffer (AZR: 16384)")
     buffer_policy: str = option("drop_oldest", "when full: drop_oldest (ours) | keep_oldest (AZR)")

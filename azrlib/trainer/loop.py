@@ -220,7 +220,8 @@ class StepRunner:
             t, program = meta[k]
             c = comps[0]
             parsed.append((t, program, c, format_ok(c.text, prompt_ends_with_think=True),
-                           parse_proposal(t, c.text, allow_helpers=cfg.allow_helpers)))
+                           parse_proposal(t, c.text, allow_helpers=cfg.allow_helpers,
+                                          allow_extra_inputs=cfg.allow_extra_inputs)))
         triplet_idx = [j for j, (t, _, _, _, p) in enumerate(parsed) if p.ok and t != "induction"]
         induction_idx = [j for j, (t, _, _, _, p) in enumerate(parsed) if p.ok and t == "induction"]
         validations: dict[int, object] = {}

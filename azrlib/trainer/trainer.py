@@ -59,7 +59,9 @@ def set_seed(seed: int) -> None:
 
 class Trainer:
     def __init__(self, cfg: TrainConfig, resume: bool = False):
-        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoConfig, AutoModelForCausalLM
+
+        from azrlib.models import load_tokenizer
 
         self.cfg = cfg
         dist.init_from_env(cfg.device)
@@ -68,7 +70,7 @@ class Trainer:
             torch.set_num_threads(cfg.torch_threads)
         set_seed(cfg.seed)
         model_path = resolve_model_path(cfg.model)
-        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
+        self.tokenizer = load_tokenizer(model_path)
         dtype = getattr(torch, cfg.dtype)
         # checkpoints are written in the dtype the base is stored in (bf16 for Qwen), read before
         # loading because from_pretrained(dtype=...) rewrites the config's dtype

@@ -1,0 +1,98 @@
+"""[TRAIN] acceptance on the tiny world: does a trained checkpoint beat its base?
+
+    .venv/bin/python benchmarks/tiny_acceptance.py MODEL_DIR [--base data/tiny_base] [--per-type 300]
+
+Samples base and model on the held-out tiny-world benchmark (`per_type` tasks per type, evenly
+over the levels; all 300 by default) at temperature 1.0 with 8 samples per task (the issue's
+protocol: the training temperature, not the RQ1 pass@k one), checks every sample with `azr eval`,
+and prints per task type the mean solve rate of each model and the paired bootstrap 95% CI over
+tasks of the difference (`azr passk --vs`, k=1). Results go to `--out` (default
+runs/acceptance/<model name>/); an existing eval file there is reused (azr eval resumes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TYPES = ("deduction", "abduction", "induction")
+
+
+def write_subset(bench: Path, out: Path, per_type: int) -> None:
+    rows = [json.loads(line) for line in bench.read_text().splitlines() if line.strip()]
+    chosen = []
+    for t in TYPES:
+        group = [(i, r) for i, r in enumerate(rows) if r["task_type"] == t]
+        if per_type and per_type < len(group):  # evenly spaced: the file is sorted by level
+            group = [group[(j * len(group)) // per_type] for j in range(per_type)]
+        chosen += [dict(r, meta=dict(r.get("meta") or {}, id=f"{t}/{i}")) for i, r in group]
+    out.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in chosen))
+
+
+def evaluate(model: str, subset: Path, out: Path, args: argparse.Namespace) -> None:
+    cmd = [sys.executable, "-m", "azrlib.cli", "eval", model, "--benchmark", "tinyworld", "--data", str(subset),
+           "--n", str(args.n), "--temperature", "1.0", "--top-p", "1.0", "--max-new-tokens", str(args.max_new_tokens),
+           "--prompt-style", "plain", "--seed", str(args.seed), "--num-threads", str(args.threads), "--quiet",
+           "--out", str(out)]
+    subprocess.run(cmd, check=True, cwd=ROOT)
+
+
+def compare(base: Path, model: Path, bootstrap: int) -> dict:
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for t in TYPES:
+            files = []
+            for name, src in (("a", base), ("b", model)):
+                rows = [line for line in src.read_text().splitlines() if json.loads(line)["problem_id"].startswith(t + "/")]
+                files.append(Path(tmp, f"{name}_{t}.jsonl"))
+                files[-1].write_text("\n".join(rows) + "\n")
+            res = subprocess.run([sys.executable, "-m", "azrlib.cli", "passk", str(files[0]), "--vs", str(files[1]),
+                                  "--k", "1", "--bootstrap", str(bootstrap), "--json"],
+                                 check=True, cwd=ROOT, capture_output=True, text=True)
+            out[t] = json.loads(res.stdout)
+    return out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("model", help="trained checkpoint directory")
+    p.add_argument("--base", default="data/tiny_base")
+    p.add_argument("--benchmark", default="data/tinyworld/benchmark.jsonl")
+    p.add_argument("--per-type", type=int, default=300)
+    p.add_argument("--n", type=int, default=8)
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bootstrap", type=int, default=10000)
+    p.add_argument("--out", type=Path, default=None)
+    args = p.parse_args()
+    out = args.out or ROOT / "runs" / "acceptance" / Path(args.model).resolve().parent.parent.name
+    out.mkdir(parents=True, exist_ok=True)
+    subset = out / "tasks.jsonl"
+    write_subset(ROOT / args.benchmark, subset, args.per_type)
+    evaluate(args.base, subset, out / "base.jsonl", args)
+    evaluate(args.model, subset, out / "model.jsonl", args)
+    result = compare(out / "base.jsonl", out / "model.jsonl", args.bootstrap)
+    print(f"held-out tiny world, T=1.0, n={args.n}, {args.per_type} tasks per type; base {args.base} vs {args.model}")
+    print(f"{'type':10s} {'base':>7s} {'model':>7s} {'delta':>8s}  95% CI (paired bootstrap over tasks)")
+    summary = {}
+    for t, r in result.items():
+        row = {"base": r["pass_at_k"][0], "model": r["pass_at_k_other"][0], "delta": r["delta"][0],
+               "ci_low": r["ci_low"][0], "ci_high": r["ci_high"][0], "p_value": r["p_value"][0],
+               "n_tasks": r["n_problems"]}
+        summary[t] = row
+        print(f"{t:10s} {row['base']:7.3f} {row['model']:7.3f} {row['delta']:+8.3f}  "
+              f"[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]")
+    (out / "acceptance.json").write_text(json.dumps(summary, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
