@@ -4,8 +4,11 @@ Steps: build the corpus and the held-out benchmark (`corpus.py`), train a byte-l
 on the documents (code whitespace preserved), build a small `Qwen2ForCausalLM`, train it with
 AdamW (warm-up + cosine) on packed documents, and save it the way a Hugging Face checkpoint is
 saved (`save_pretrained` safetensors + tokenizer), with `pretrain.json` (config, losses, timings).
-Loading the result goes through `AutoModelForCausalLM` / `AutoTokenizer`, exactly as a Qwen
-checkpoint does, so every later stage uses one code path.
+Loading the result goes through `AutoModelForCausalLM` and `azrlib.models.load_tokenizer` (i.e.
+`AutoTokenizer`), exactly as a Qwen checkpoint does, so every later stage uses one code path.
+Bare `AutoTokenizer` would not do: transformers maps qwen2 checkpoints to `Qwen2Tokenizer`, which
+replaces this tokenizer's pre-tokenizer with Qwen2's regex; `load_tokenizer` keeps the saved one,
+and `pretrain_tiny` checks that the reloaded tokenizer splits its documents as in training.
 
 Tokenizer: byte-level BPE whose pre-tokenizer keeps the letters of string values and the digits
 as single tokens (`split_pattern`), so a value tokenizes the same wherever it stands; with GPT-2's
