@@ -70,14 +70,22 @@ def is_hub_id(name: str) -> bool:
         (".safetensors", ".json", ".yaml"))
 
 
+def existing_local_path(name: str | Path) -> Path | None:
+    """`name` as an existing path: as given (after `~`), or relative to the project root; else None."""
+    path = Path(str(name)).expanduser()
+    if path.exists():
+        return path
+    if not path.is_absolute() and (PROJECT_ROOT / path).exists():
+        return PROJECT_ROOT / path
+    return None
+
+
 def resolve_model(name: str | Path, *, revision: str | None = None, cache_dir: str | Path | None = None) -> str:
     """A local path for `name` (see the module docstring); raises ModelNotFoundError otherwise."""
     text = str(name)
-    path = Path(text).expanduser()
-    if path.exists():
-        return str(path)
-    if not path.is_absolute() and (PROJECT_ROOT / path).exists():
-        return str(PROJECT_ROOT / path)
+    local = existing_local_path(text)
+    if local is not None:
+        return str(local)
     if not is_hub_id(text):
         raise ModelNotFoundError(f"model directory not found: {text}")
     hub_id = canonical_id(text)

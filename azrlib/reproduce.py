@@ -611,20 +611,6 @@ def _rel(p: Path | str) -> str:
         return str(p.resolve())
 
 
-def _is_local_model(model: str) -> bool:
-    p = Path(model)
-    return p.is_dir() or (PROJECT_ROOT / p).is_dir() or p.is_absolute() or model.startswith(".") or model.count("/") != 1
-
-
-def _resolve_local(model: str) -> Path:
-    p = Path(model)
-    if p.is_dir():
-        return p
-    if (PROJECT_ROOT / p).is_dir():
-        return PROJECT_ROOT / p
-    return p
-
-
 @dataclass
 class Plan:
     steps: list[Step]
@@ -653,8 +639,10 @@ def build_plan(preset: str, settings: PipelineSettings, results: Path, seeds: tu
     # ---- base model
     base_cfg = load_config(TrainConfig, settings.config)
     model = settings.model or base_cfg.model
-    if _is_local_model(model):
-        base_dir = Path(_rel(_resolve_local(model)))
+    from azrlib.models import existing_local_path, is_hub_id
+    local = existing_local_path(model)
+    if local is not None or not is_hub_id(model):  # a missing directory: the base step says so
+        base_dir = Path(_rel(local if local is not None else Path(model)))
         steps.append(Step("base", outputs=(base_dir / "config.json",), config={"model": str(base_dir)},
                           fn=_check_base_fn))
     else:  # a hub id: download once (needs the network), link as R/base_model

@@ -185,6 +185,21 @@ def test_the_plan_has_every_run_of_the_results_layout(tmp_path):
     assert "torch_threads=1" in parallel["train/selfplay_s0"].cmd
 
 
+def test_the_base_is_a_local_directory_or_a_hub_download(tmp_path):
+    def base_step(model):
+        settings = resolve_settings("quick", [f"model={model}"])
+        plan = build_plan("quick", settings, tmp_path / "R", (0,), notebooks_dir=tmp_path / "none")
+        return plan, next(s for s in plan.steps if s.name == "base")
+
+    plan, step = base_step("data/tiny_base")  # relative to the project root, from any directory
+    assert step.cmd is None and (plan.base_dir / "config.json").resolve() == (ROOT / "data/tiny_base/config.json")
+    plan, step = base_step("Qwen/Qwen2.5-Coder-3B")
+    assert plan.base_dir.resolve() == tmp_path / "R" / "base_model"
+    assert "download-base" in step.cmd and "Qwen/Qwen2.5-Coder-3B" in step.cmd
+    plan, step = base_step(str(tmp_path / "missing"))  # not a hub id: a local path the base step checks
+    assert step.cmd is None and plan.base_dir.resolve() == tmp_path / "missing"
+
+
 def test_gpu_presets_evaluate_like_the_paper_and_settings_are_overridable():
     s = PRESETS["coder7b"]
     assert s.config == "coder7b" and s.eval_n == 256 and {"humaneval+", "mbpp+"} <= set(s.benchmarks)

@@ -114,6 +114,29 @@ def test_trace_shows_intermediate_values_and_is_capped(ex):
     assert len(lines) == C.MAX_TRACE_LINES + 2 and "..." in lines and lines[-1] == "return 1225"
 
 
+def test_element_traces_show_each_comprehension_element(ex):
+    mapped = C.Task("deduction", "def f(xs):\n    return [v * 4 for v in xs]", ("[8, 6]",), ("[32, 24]",))
+    filtered = C.Task("deduction", "def f(xs):\n    return [v for v in xs if v % 2 == 0]", ("[3, 0]",), ("[0]",))
+    inside = C.Task("deduction", "def f(xs):\n    return sum(v * v for v in xs) > 9", ("[1, 3]",), ("True",))
+    enum = C.Task("deduction", "def f(xs):\n    y = [i * v for i, v in enumerate(xs)]\n    return y",
+                  ("[4, 5]",), ("[0, 5]",))
+    assert C.compute_traces(ex, [mapped, filtered, inside, enum], elements=True) == [
+        "xs=[8, 6]\nv=8: v * 4 -> 32\nv=6: v * 4 -> 24\nreturn [32, 24]",
+        "xs=[3, 0]\nv=3: v % 2 == 0 -> False\nv=0: v % 2 == 0 -> True\nreturn [0]",
+        # the sum follows its elements, and the comprehension runs once
+        "xs=[1, 3]\nv=1: v * v -> 1\nv=3: v * v -> 9\nsum((v * v for v in xs)) -> 10\nreturn True",
+        "xs=[4, 5]\ni=0, v=4: i * v -> 0\ni=1, v=5: i * v -> 5\ny=[0, 5]\nreturn [0, 5]"]
+    # without the option the comprehension is one step, as before
+    assert C.compute_traces(ex, [mapped]) == ["xs=[8, 6]\nreturn [32, 24]"]
+
+
+def test_element_traces_leave_loops_and_nested_comprehensions_alone(ex):
+    nested = C.Task("deduction", "def f(xs):\n    return [[w for w in v] for v in xs]", ("['ab']",), ("[['a', 'b']]",))
+    in_loop = C.Task("deduction", "def f(xs):\n    t = 0\n    for v in xs:\n        t += sum(u for u in xs)\n"
+                     "    return t", ("[1, 2]",), ("6",))
+    assert C.compute_traces(ex, [nested, in_loop], elements=True) == C.compute_traces(ex, [nested, in_loop])
+
+
 def test_trace_disagreeing_with_the_output_is_dropped(ex):
     wrong = C.Task("deduction", "def f(a):\n    return a + 1", ("1",), ("3",))
     assert C.compute_traces(ex, [wrong]) == [None]
@@ -200,6 +223,22 @@ def test_documents_are_deterministic(ex, corpus):
     again = C.build_corpus(ex, N_PROGRAMS, seed=CORPUS_SEED)
     assert C.pretraining_documents(again, seed=0) == C.pretraining_documents(corpus, seed=0)
     assert C.pretraining_documents(corpus, seed=1) != C.pretraining_documents(corpus, seed=0)
+
+
+def test_induction_proposer_ratio_sets_only_the_induction_proposals(corpus):
+    def count(docs):
+        return {form: sum(d.form == form for d in docs) for form in C.DOCUMENT_FORMS}
+    base = count(C.build_documents(corpus, seed=0, proposer_ratio=0.25))
+    more = count(C.build_documents(corpus, seed=0, proposer_ratio=0.25, induction_proposer_ratio=1.0))
+    n_induction = len(corpus.tasks["induction"])
+    assert base["propose_induction"] == round(0.25 * n_induction)
+    assert more["propose_induction"] == n_induction
+    # a program drawn again comes with its inputs in another order, not as a copy
+    texts = [d.text for d in C.build_documents(corpus, seed=0, proposer_ratio=0.25, induction_proposer_ratio=2.0)
+             if d.form == "propose_induction"]
+    assert len(texts) == 2 * n_induction and len(set(texts)) == len(texts)
+    assert {f: n for f, n in more.items() if f != "propose_induction"} == \
+        {f: n for f, n in base.items() if f != "propose_induction"}
 
 
 def test_document_stats(docs):

@@ -16,7 +16,8 @@ Pipeline:
    functions and duplicates (by normalized text: names canonicalized, formatting by ast.unparse),
    and keeps verified deduction/abduction triplets and 10-pair induction tasks. Deduction tasks get
    an execution trace, made by running an instrumented copy of the program in the sandbox (see
-   `instrument_program`); the traced run must return the same value as the plain one.
+   `instrument_program`; `trace_elements` adds one line per element of a top-level
+   comprehension); the traced run must return the same value as the plain one.
 3. `build_documents` / `pretraining_documents` write prompt + gold completion for all six forms
    with `templates.propose_prompt/solve_prompt(style="compact")` and `render_*_answer`; every
    document is parsed back with `parsing.parse_proposal` / `parse_solver_answer` before it is kept
@@ -44,6 +45,7 @@ run only once per input.
 from __future__ import annotations
 
 import ast
+import copy
 import hashlib
 import json
 import random
@@ -845,14 +847,79 @@ def generate_programs(n: int, seed: int, levels: Sequence[int] = LEVELS,
 TRACE_NAME = "_trace"
 
 
-def _record(depth: int, kind: str, *items: ast.expr) -> ast.stmt:
-    """`len(_trace) < CAP and _trace.append((depth, kind, ...))` (a statement that screens as
-    batch-safe in the sandbox: no dunder names, no private attributes)."""
+def _record_expr(depth: int, kind: str, *items: ast.expr) -> ast.expr:
+    """`len(_trace) < CAP and _trace.append((depth, kind, ...))` (screens as batch-safe in the
+    sandbox: no dunder names, no private attributes)."""
     entry = ast.Tuple([ast.Constant(depth), ast.Constant(kind), *items], ast.Load())
     append = ast.Call(ast.Attribute(ast.Name(TRACE_NAME, ast.Load()), "append", ast.Load()), [entry], [])
     guard = ast.Compare(ast.Call(ast.Name("len", ast.Load()), [ast.Name(TRACE_NAME, ast.Load())], []),
                         [ast.Lt()], [ast.Constant(MAX_TRACE_EVENTS)])
-    return ast.Expr(ast.BoolOp(ast.And(), [guard, append]))
+    return ast.BoolOp(ast.And(), [guard, append])
+
+
+def _record(depth: int, kind: str, *items: ast.expr) -> ast.stmt:
+    return ast.Expr(_record_expr(depth, kind, *items))
+
+
+def _repr_of(node: ast.expr) -> ast.expr:
+    return ast.Call(ast.Name("repr", ast.Load()), [node], [])
+
+
+def _then(records: list[ast.expr], value: ast.expr) -> ast.expr:
+    """`(record, ..., value)[-1]`: the records run, then the value is the expression's value."""
+    return ast.Subscript(ast.Tuple([*records, value], ast.Load()), ast.UnaryOp(ast.USub(), ast.Constant(1)),
+                         ast.Load())
+
+
+_COMPREHENSIONS = (ast.ListComp, ast.GeneratorExp, ast.SetComp, ast.DictComp)
+
+
+def _trace_comprehension(node: ast.expr) -> bool:
+    """Rewrite a one-generator comprehension in place so that each element records a "loop"
+    event (the loop variables), the outcome of its filter ("if") and the value it computes
+    ("expr", unless it is just a loop variable or a constant). Returns False (node untouched)
+    for shapes it does not trace (several generators or filters, nested comprehensions)."""
+    if len(node.generators) != 1 or len(node.generators[0].ifs) > 1:
+        return False
+    if any(isinstance(n, _COMPREHENSIONS) for n in ast.walk(node) if n is not node):
+        return False
+    gen = node.generators[0]
+    names = [n for n in _target_names(gen.target) if n != "_"]
+    loop = _record_expr(1, "loop", *_name_value_items(names))
+    value_attr = "value" if isinstance(node, ast.DictComp) else "elt"
+    value = getattr(node, value_attr)
+    shown = not isinstance(value, (ast.Name, ast.Constant))
+    computed = [_record_expr(1, "expr", ast.Constant(ast.unparse(value)), _repr_of(value))] if shown else []
+    if gen.ifs:
+        test = gen.ifs[0]
+        outcome = _record_expr(1, "if", ast.Constant(ast.unparse(test)),
+                               _repr_of(ast.Call(ast.Name("bool", ast.Load()), [test], [])))
+        gen.ifs = [_then([loop, outcome], test)]
+        setattr(node, value_attr, _then(computed, value) if computed else value)
+    else:
+        setattr(node, value_attr, _then([loop, *computed], value))
+    return True
+
+
+def _always_evaluated_comprehensions(node: ast.expr) -> list[ast.expr]:
+    """Comprehensions reached through parts of `node` that always run (as `_subexpressions`)."""
+    found: list[ast.expr] = []
+
+    def visit(n: ast.expr) -> None:
+        if isinstance(n, _COMPREHENSIONS):
+            found.append(n)
+            return
+        if isinstance(n, ast.IfExp):
+            visit(n.test)
+            return
+        for name in _DESCEND.get(type(n), ()):
+            child = getattr(n, name)
+            for c in child if isinstance(child, list) else [child]:
+                if isinstance(c, ast.expr):
+                    visit(c)
+
+    visit(node)
+    return found
 
 
 def _name_value_items(names: Iterable[str]) -> list[ast.expr]:
@@ -907,57 +974,96 @@ def _subexpressions(node: ast.expr) -> list[ast.expr]:
 
 
 def _record_subexpressions(depth: int, value: ast.expr) -> list[ast.stmt]:
-    return [_record(depth, "expr", ast.Constant(ast.unparse(sub)),
-                    ast.Call(ast.Name("repr", ast.Load()), [sub], [])) for sub in _subexpressions(value)]
+    return [_record(depth, "expr", ast.Constant(ast.unparse(sub)), _repr_of(sub)) for sub in _subexpressions(value)]
 
 
-def _instrument_body(stmts: list[ast.stmt], depth: int) -> list[ast.stmt]:
+def _top_level_value(value: ast.expr, depth: int, elements: bool, in_loops: bool = False
+                     ) -> tuple[list[ast.stmt], ast.expr]:
+    """Records to run before a statement (intermediate values: outside loops, or anywhere with
+    `in_loops`, as for `return`), and the value the statement should compute. With `elements`,
+    comprehensions outside loops are rewritten to trace each element: inside the recorded
+    intermediate value that contains them (`sum(...) -> 10` then follows its elements, and the
+    statement computes the plain value, so nothing runs twice), or else in the statement's own
+    value."""
+    if depth != 0:
+        return (_record_subexpressions(depth, value) if in_loops else []), value
+    if not elements:
+        return _record_subexpressions(depth, value), value
+    traced_value = copy.deepcopy(value)
+    traced = [c for c in _always_evaluated_comprehensions(traced_value) if _trace_comprehension(c)]
+    subs = _subexpressions(traced_value)
+    records = [_record(depth, "expr", ast.Constant(ast.unparse(_untraced(sub, value, traced_value))), _repr_of(sub))
+               for sub in subs]
+    inside = any(n is c for sub in subs for n in ast.walk(sub) for c in traced)
+    return records, (value if inside else traced_value)
+
+
+def _untraced(sub: ast.expr, value: ast.expr, traced_value: ast.expr) -> ast.expr:
+    """The node of `value` at the position `sub` has in `traced_value` (its text without the
+    tracing calls)."""
+    pending = [(value, traced_value)]
+    while pending:  # the trees agree outside comprehensions, where subexpressions live
+        plain, traced = pending.pop()
+        if traced is sub:
+            return plain
+        if not isinstance(traced, _COMPREHENSIONS):
+            pending += zip(ast.iter_child_nodes(plain), ast.iter_child_nodes(traced))
+    raise AssertionError("subexpression not found")
+
+def _instrument_body(stmts: list[ast.stmt], depth: int, elements: bool = False) -> list[ast.stmt]:
     out: list[ast.stmt] = []
     for st in stmts:
         if isinstance(st, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
             targets = st.targets if isinstance(st, ast.Assign) else [st.target]
             names = list(dict.fromkeys(n for t in targets for n in _target_names(t)))
             # intermediate values only outside loops, where they are few
-            before = _record_subexpressions(depth, st.value) if depth == 0 and st.value is not None else []
+            before: list[ast.stmt] = []
+            if st.value is not None:
+                before, st.value = _top_level_value(st.value, depth, elements)
             out += [*before, st, _record(depth, "set", *_name_value_items(names))]
         elif (isinstance(st, ast.Expr) and isinstance(st.value, ast.Call)
               and isinstance(st.value.func, ast.Attribute) and isinstance(st.value.func.value, ast.Name)):
             out += [st, _record(depth, "set", *_name_value_items([st.value.func.value.id]))]  # xs.append(..)
         elif isinstance(st, ast.For):
             names = [n for n in _target_names(st.target) if n != "_"]
-            st.body = [_record(depth + 1, "loop", *_name_value_items(names))] + _instrument_body(st.body, depth + 1)
+            st.body = ([_record(depth + 1, "loop", *_name_value_items(names))]
+                       + _instrument_body(st.body, depth + 1, elements))
             out.append(st)
         elif isinstance(st, ast.While):
             header = _record(depth + 1, "while", ast.Constant(ast.unparse(st.test)))
-            st.body = [header] + _instrument_body(st.body, depth + 1)
+            st.body = [header] + _instrument_body(st.body, depth + 1, elements)
             out.append(st)
         elif isinstance(st, ast.If):
             test_value = ast.Call(ast.Name("repr", ast.Load()), [ast.Call(ast.Name("bool", ast.Load()), [st.test], [])], [])
             out.append(_record(depth, "if", ast.Constant(ast.unparse(st.test)), test_value))
-            st.body = _instrument_body(st.body, depth)
-            st.orelse = _instrument_body(st.orelse, depth)
+            st.body = _instrument_body(st.body, depth, elements)
+            st.orelse = _instrument_body(st.orelse, depth, elements)
             out.append(st)
         elif isinstance(st, ast.Return):
             value = st.value if st.value is not None else ast.Constant(None)
-            out += _record_subexpressions(depth, value)
+            before, value = _top_level_value(value, depth, elements, in_loops=True)
+            out += before
             out.append(ast.Return(ast.Tuple([value, ast.Name(TRACE_NAME, ast.Load())], ast.Load())))
         else:
             out.append(st)
     return out
 
 
-def instrument_program(program: str) -> str:
+def instrument_program(program: str, elements: bool = False) -> str:
     """A copy of `program` whose `f` returns `(result, trace)`: trace events are tuples
     (depth, kind, ...) recorded after each assignment or mutating call ("set", name/repr pairs),
     at the top of each loop iteration ("loop" with the loop variables, "while" with the test), and
     before each if ("if", test text, repr of its truth). Only conditions of `if` are evaluated
     twice, which is harmless for the pure programs generated here. Outside loops, intermediate
-    values of compound expressions are recorded too ("expr", text, repr; see `_subexpressions`)."""
+    values of compound expressions are recorded too ("expr", text, repr; see `_subexpressions`).
+    `elements`: outside loops, a comprehension also records each element ("loop" with its
+    variables, "if" with its filter's outcome, "expr" with the value it adds), like a for loop;
+    the intermediate values that contain it are then not recorded."""
     tree = ast.parse(program)
     fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "f")
     arg_names = [a.arg for a in fn.args.args]
     init = ast.Assign([ast.Name(TRACE_NAME, ast.Store())], ast.List([], ast.Load()))
-    fn.body = [init, _record(0, "args", *_name_value_items(arg_names))] + _instrument_body(fn.body, 0)
+    fn.body = [init, _record(0, "args", *_name_value_items(arg_names))] + _instrument_body(fn.body, 0, elements)
     return ast.unparse(ast.fix_missing_locations(tree))
 
 
@@ -994,10 +1100,12 @@ def format_trace(events: Sequence[tuple], output: str, max_lines: int = MAX_TRAC
     return "\n".join([head, *lines, f"return {output}"])
 
 
-def compute_traces(executor, tasks: Sequence[Task]) -> list[str | None]:
+def compute_traces(executor, tasks: Sequence[Task], elements: bool = False) -> list[str | None]:
     """Trace text per triplet task (None when the traced run failed or disagrees with the
-    task's output, which would be a bug in the instrumentation)."""
-    runs = executor.run_many([(instrument_program(t.program), t.input) for t in tasks], timeout_s=RUN_TIMEOUT_S)
+    task's output, which would be a bug in the instrumentation). `elements`: see
+    `instrument_program`."""
+    runs = executor.run_many([(instrument_program(t.program, elements), t.input) for t in tasks],
+                             timeout_s=RUN_TIMEOUT_S)
     traces: list[str | None] = []
     for task, run in zip(tasks, runs):
         if run.status != "ok":
@@ -1117,12 +1225,13 @@ def _dedupe(specs: Iterable[ProgramSpec], exclude: set[str], side: str) -> tuple
 def build_corpus(executor, n_programs: int, seed: int = 0, levels: Sequence[int] = LEVELS,
                  weights: Sequence[float] | None = None, tasks_per_program: int | dict | None = None,
                  induction_share: float = 0.35, exclude: Iterable[str] = (), with_traces: bool = True,
-                 triplet_inputs: dict[int, int] | None = None) -> Corpus:
+                 triplet_inputs: dict[int, int] | None = None, trace_elements: bool = False) -> Corpus:
     """Generate `n_programs` candidates, keep the training-side, unique, validated ones, and build
     their tasks (up to `tasks_per_program` deduction and abduction triplets each, an int or a
     {level: int} dict, by default `TASKS_PER_PROGRAM[level]`, from the first
     `triplet_inputs[level]` sampled inputs (default N_TRIPLET_INPUTS); an induction task for about
-    `induction_share` of them).
+    `induction_share` of them). `trace_elements`: deduction traces show each element of a
+    top-level comprehension (`instrument_program(elements=True)`).
     `exclude`: normalized program texts to leave out. `n_programs` counts generated candidates."""
     started = time.perf_counter()
     generated = generate_programs(n_programs, seed, levels, weights)
@@ -1135,7 +1244,7 @@ def build_corpus(executor, n_programs: int, seed: int = 0, levels: Sequence[int]
             tasks[task_type].extend(items)
     trace_failures = 0
     if with_traces and tasks["deduction"]:
-        traces = compute_traces(executor, tasks["deduction"])
+        traces = compute_traces(executor, tasks["deduction"], trace_elements)
         with_trace = []
         for task, trace in zip(tasks["deduction"], traces):
             if trace is None:
@@ -1230,11 +1339,13 @@ def _check_document(doc: Document) -> str | None:
 
 def build_documents(corpus: Corpus, seed: int = 0, style: str = "compact", proposer_ratio: float = 0.5,
                     num_references: int = 2, banned_modules: Sequence[str] = AZR_BANNED_MODULES,
-                    ) -> list[Document]:
+                    induction_proposer_ratio: float | None = None) -> list[Document]:
     """Documents in all six forms: one solver document per corpus task, and about
     `proposer_ratio` proposer documents per solver document of each type (references: K random
-    corpus triplets of that type; proposal: another corpus task). Shuffled; deterministic for a
-    seed. Every document is parsed back; one that does not round-trip raises (a bug here)."""
+    corpus triplets of that type; proposal: another corpus task); `induction_proposer_ratio`
+    (None: `proposer_ratio`) overrides it for induction; with it, a program drawn again for an
+    induction proposal gets its inputs in another order. Shuffled; deterministic for a seed.
+    Every document is parsed back; one that does not round-trip raises (a bug here)."""
     rng = random.Random(f"tinyworld-docs:{seed}")
     docs: list[Document] = []
     for task in corpus.tasks["deduction"]:
@@ -1254,8 +1365,22 @@ def build_documents(corpus: Corpus, seed: int = 0, style: str = "compact", propo
         references_pool = corpus.tasks["deduction" if task_type == "induction" else task_type]
         if not pool or len(references_pool) <= num_references:
             continue
-        for _ in range(round(proposer_ratio * len(pool))):
+        ratio = proposer_ratio
+        if task_type == "induction" and induction_proposer_ratio is not None:
+            ratio = induction_proposer_ratio
+        used: set[int] = set()
+        for _ in range(round(ratio * len(pool))):
             proposal = rng.choice(pool)
+            if task_type == "induction" and induction_proposer_ratio is not None and id(proposal) in used:
+                # a program drawn again gets its ten inputs in another order: a new document (only
+                # with an explicit ratio, so the default corpus stays the committed base's)
+                order = random.Random(f"tinyworld-reorder:{seed}:{len(docs)}").sample(
+                    range(len(proposal.inputs)), len(proposal.inputs))
+                proposal = Task("induction", proposal.program, tuple(proposal.inputs[i] for i in order),
+                                tuple(proposal.outputs[i] for i in order), message=proposal.message,
+                                meta=dict(proposal.meta))
+            else:
+                used.add(id(proposal))
             if task_type == "induction":
                 prompt = templates.propose_prompt("induction", style=style, program_for_induction=proposal,
                                                   banned_modules=banned_modules)

@@ -72,8 +72,9 @@ class PretrainConfig:
                                                "stream packing the committed base was trained with)")
     more_simple_tasks: bool = option(False, "corpus: CORPUS_TASKS_PER_PROGRAM tasks per "
                                            "program and type from CORPUS_TRIPLET_INPUTS inputs (12 at level 1) "
-                                           "instead of TASKS_PER_PROGRAM (4 at level 1). Tried once: no better "
-                                           "(deduction 0.03, abduction 0.04 solve rate)")
+                                           "instead of TASKS_PER_PROGRAM (4 at level 1). Tried twice, no better: "
+                                           "deduction 0.03 (before the tokenizer fix, and again with "
+                                           "induction_share=1: design A in the README)")
     tokenizer_split: str = option("values", "values: letters of string values and digits stay single tokens, so a "
                                           "value tokenizes alike in prompt and trace | bytelevel: GPT-2 splitting "
                                           "(bases before 2026-11-26)")
@@ -84,6 +85,15 @@ class PretrainConfig:
                                 "learned to write random arguments and copied its input less: 0.73 vs 0.95 exact)")
     proposer_ratio: float = option(0.25, "proposer documents per solver document of each type (0.5 before "
                                          "2026-11-26: proposer documents were then over half of the tokens)")
+    induction_share: float = option(0.35, "corpus: share of programs that also become an induction task "
+                                          "(14 inputs run, 10 pairs kept)")
+    induction_proposer_ratio: float = option(-1.0, "induction proposer documents per induction task (negative: "
+                                                   "proposer_ratio; a program drawn again gets its inputs in "
+                                                   "another order). 1.0 raised valid induction proposals from "
+                                                   "0.13 to 0.20-0.24 (README, session 4)")
+    trace_elements: bool = option(False, "deduction traces show each element of a top-level comprehension "
+                                         "(`[v * 4 for v in xs]`: one line per element, like a for loop). "
+                                         "Tried once (0.91 M model): deduction 0.068 vs 0.061 without")
     prompt_loss_weight: float = option(0.1, "loss weight of prompt tokens (completions weigh 1): the answers "
                                             "are what the model must learn; prompts are mostly repeated text")
 
@@ -322,8 +332,11 @@ def pretrain_tiny(cfg: PretrainConfig, benchmark_out: str | None = None) -> Path
     with Executor() as ex:
         per_level = tw.CORPUS_TRIPLET_INPUTS if cfg.more_simple_tasks else None
         built = tw.build_corpus(ex, cfg.n_programs, cfg.seed, triplet_inputs=per_level,
-                                tasks_per_program=tw.CORPUS_TASKS_PER_PROGRAM if per_level else None)
-        docs = tw.build_documents(built, cfg.seed, proposer_ratio=cfg.proposer_ratio)
+                                tasks_per_program=tw.CORPUS_TASKS_PER_PROGRAM if per_level else None,
+                                induction_share=cfg.induction_share, trace_elements=cfg.trace_elements)
+        docs = tw.build_documents(built, cfg.seed, proposer_ratio=cfg.proposer_ratio,
+                                  induction_proposer_ratio=(cfg.induction_proposer_ratio
+                                                            if cfg.induction_proposer_ratio >= 0 else None))
         if cfg.drills:
             docs += tw.drill_documents(ex, built, cfg.seed)
             random.Random(f"tinyworld-mix:{cfg.seed}").shuffle(docs)
