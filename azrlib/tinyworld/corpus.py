@@ -52,7 +52,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from azrlib.tasks import parsing, templates
 from azrlib.tasks.types import TASK_TYPES, Task
@@ -865,6 +865,12 @@ def _repr_of(node: ast.expr) -> ast.expr:
     return ast.Call(ast.Name("repr", ast.Load()), [node], [])
 
 
+def _if_outcome(depth: int, test: ast.expr) -> ast.expr:
+    """The "if" record: the test's text and the repr of its truth."""
+    return _record_expr(depth, "if", ast.Constant(ast.unparse(test)),
+                        _repr_of(ast.Call(ast.Name("bool", ast.Load()), [test], [])))
+
+
 def _then(records: list[ast.expr], value: ast.expr) -> ast.expr:
     """`(record, ..., value)[-1]`: the records run, then the value is the expression's value."""
     return ast.Subscript(ast.Tuple([*records, value], ast.Load()), ast.UnaryOp(ast.USub(), ast.Constant(1)),
@@ -892,34 +898,26 @@ def _trace_comprehension(node: ast.expr) -> bool:
     computed = [_record_expr(1, "expr", ast.Constant(ast.unparse(value)), _repr_of(value))] if shown else []
     if gen.ifs:
         test = gen.ifs[0]
-        outcome = _record_expr(1, "if", ast.Constant(ast.unparse(test)),
-                               _repr_of(ast.Call(ast.Name("bool", ast.Load()), [test], [])))
-        gen.ifs = [_then([loop, outcome], test)]
+        gen.ifs = [_then([loop, _if_outcome(1, test)], test)]
         setattr(node, value_attr, _then(computed, value) if computed else value)
     else:
         setattr(node, value_attr, _then([loop, *computed], value))
     return True
 
 
-def _always_evaluated_comprehensions(node: ast.expr) -> list[ast.expr]:
-    """Comprehensions reached through parts of `node` that always run (as `_subexpressions`)."""
-    found: list[ast.expr] = []
-
-    def visit(n: ast.expr) -> None:
-        if isinstance(n, _COMPREHENSIONS):
-            found.append(n)
-            return
-        if isinstance(n, ast.IfExp):
-            visit(n.test)
-            return
-        for name in _DESCEND.get(type(n), ()):
-            child = getattr(n, name)
-            for c in child if isinstance(child, list) else [child]:
-                if isinstance(c, ast.expr):
-                    visit(c)
-
-    visit(node)
-    return found
+def _always_evaluated(node: ast.expr) -> Iterator[ast.expr]:
+    """`node` and the parts of it the program always evaluates, innermost first. Branches of
+    `x if c else y` (only its test), operands of and/or and the inside of comprehensions are not
+    entered, so re-evaluating what this yields never runs anything the program would not."""
+    if isinstance(node, ast.IfExp):
+        yield from _always_evaluated(node.test)
+        return
+    for name in _DESCEND.get(type(node), ()):
+        child = getattr(node, name)
+        for c in child if isinstance(child, list) else [child]:
+            if isinstance(c, ast.expr):
+                yield from _always_evaluated(c)
+    yield node
 
 
 def _name_value_items(names: Iterable[str]) -> list[ast.expr]:
@@ -948,28 +946,16 @@ MAX_SUBEXPRESSIONS = 4
 def _subexpressions(node: ast.expr) -> list[ast.expr]:
     """Intermediate values worth showing before a compound expression's value, innermost first:
     calls, arithmetic, subscripts, comparisons and conditional tests reached through parts that
-    are always evaluated. Branches of `x if c else y`, operands of and/or and the inside of
-    comprehensions are not entered, so showing these values never evaluates anything the
-    program itself would not (and cannot raise where the program does not)."""
+    are always evaluated (`_always_evaluated`), so showing these values never evaluates anything
+    the program itself would not (and cannot raise where the program does not)."""
     found: list[ast.expr] = []
-
-    def visit(n: ast.expr, top: bool) -> None:
-        if isinstance(n, ast.IfExp):
-            visit(n.test, False)
-            return
-        for name in _DESCEND.get(type(n), ()):
-            child = getattr(n, name)
-            for c in child if isinstance(child, list) else [child]:
-                if isinstance(c, ast.expr):
-                    visit(c, False)
+    for n in _always_evaluated(node):
         worth = not isinstance(n, (ast.Name, ast.Constant, ast.Attribute, ast.Tuple, ast.List, ast.Starred,
                                    ast.Set, ast.SetComp, ast.GeneratorExp, ast.Lambda))
         if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("set", "frozenset"):
             worth = False  # a set's repr order depends on the hash seed (the double run would disagree)
-        if not top and worth:
+        if n is not node and worth:
             found.append(n)
-
-    visit(node, True)
     return found[-MAX_SUBEXPRESSIONS:]
 
 
@@ -990,7 +976,8 @@ def _top_level_value(value: ast.expr, depth: int, elements: bool, in_loops: bool
     if not elements:
         return _record_subexpressions(depth, value), value
     traced_value = copy.deepcopy(value)
-    traced = [c for c in _always_evaluated_comprehensions(traced_value) if _trace_comprehension(c)]
+    traced = [c for c in _always_evaluated(traced_value)
+              if isinstance(c, _COMPREHENSIONS) and _trace_comprehension(c)]
     subs = _subexpressions(traced_value)
     records = [_record(depth, "expr", ast.Constant(ast.unparse(_untraced(sub, value, traced_value))), _repr_of(sub))
                for sub in subs]
@@ -1009,6 +996,7 @@ def _untraced(sub: ast.expr, value: ast.expr, traced_value: ast.expr) -> ast.exp
         if not isinstance(traced, _COMPREHENSIONS):
             pending += zip(ast.iter_child_nodes(plain), ast.iter_child_nodes(traced))
     raise AssertionError("subexpression not found")
+
 
 def _instrument_body(stmts: list[ast.stmt], depth: int, elements: bool = False) -> list[ast.stmt]:
     out: list[ast.stmt] = []
@@ -1034,8 +1022,7 @@ def _instrument_body(stmts: list[ast.stmt], depth: int, elements: bool = False) 
             st.body = [header] + _instrument_body(st.body, depth + 1, elements)
             out.append(st)
         elif isinstance(st, ast.If):
-            test_value = ast.Call(ast.Name("repr", ast.Load()), [ast.Call(ast.Name("bool", ast.Load()), [st.test], [])], [])
-            out.append(_record(depth, "if", ast.Constant(ast.unparse(st.test)), test_value))
+            out.append(ast.Expr(_if_outcome(depth, st.test)))
             st.body = _instrument_body(st.body, depth, elements)
             st.orelse = _instrument_body(st.orelse, depth, elements)
             out.append(st)
@@ -1365,15 +1352,13 @@ def build_documents(corpus: Corpus, seed: int = 0, style: str = "compact", propo
         references_pool = corpus.tasks["deduction" if task_type == "induction" else task_type]
         if not pool or len(references_pool) <= num_references:
             continue
-        ratio = proposer_ratio
-        if task_type == "induction" and induction_proposer_ratio is not None:
-            ratio = induction_proposer_ratio
+        # with an explicit induction ratio, a program drawn again gets its ten inputs in another
+        # order (a new document); without one the corpus stays the committed base's
+        reorder_repeats = task_type == "induction" and induction_proposer_ratio is not None
         used: set[int] = set()
-        for _ in range(round(ratio * len(pool))):
+        for _ in range(round((induction_proposer_ratio if reorder_repeats else proposer_ratio) * len(pool))):
             proposal = rng.choice(pool)
-            if task_type == "induction" and induction_proposer_ratio is not None and id(proposal) in used:
-                # a program drawn again gets its ten inputs in another order: a new document (only
-                # with an explicit ratio, so the default corpus stays the committed base's)
+            if reorder_repeats and id(proposal) in used:
                 order = random.Random(f"tinyworld-reorder:{seed}:{len(docs)}").sample(
                     range(len(proposal.inputs)), len(proposal.inputs))
                 proposal = Task("induction", proposal.program, tuple(proposal.inputs[i] for i in order),

@@ -87,10 +87,10 @@ class PretrainConfig:
                                          "2026-11-26: proposer documents were then over half of the tokens)")
     induction_share: float = option(0.35, "corpus: share of programs that also become an induction task "
                                           "(14 inputs run, 10 pairs kept)")
-    induction_proposer_ratio: float = option(-1.0, "induction proposer documents per induction task (negative: "
-                                                   "proposer_ratio; a program drawn again gets its inputs in "
-                                                   "another order). 1.0 raised valid induction proposals from "
-                                                   "0.13 to 0.20-0.24 (README, session 4)")
+    induction_proposer_ratio: float | None = option(None, "induction proposer documents per induction task "
+                                                          "(null: proposer_ratio; a program drawn again gets its "
+                                                          "inputs in another order). 1.0 raised valid induction "
+                                                          "proposals from 0.13 to 0.20-0.24 (README, session 4)")
     trace_elements: bool = option(False, "deduction traces show each element of a top-level comprehension "
                                          "(`[v * 4 for v in xs]`: one line per element, like a for loop). "
                                          "Tried once (0.91 M model): deduction 0.068 vs 0.061 without")
@@ -335,8 +335,7 @@ def pretrain_tiny(cfg: PretrainConfig, benchmark_out: str | None = None) -> Path
                                 tasks_per_program=tw.CORPUS_TASKS_PER_PROGRAM if per_level else None,
                                 induction_share=cfg.induction_share, trace_elements=cfg.trace_elements)
         docs = tw.build_documents(built, cfg.seed, proposer_ratio=cfg.proposer_ratio,
-                                  induction_proposer_ratio=(cfg.induction_proposer_ratio
-                                                            if cfg.induction_proposer_ratio >= 0 else None))
+                                  induction_proposer_ratio=cfg.induction_proposer_ratio)
         if cfg.drills:
             docs += tw.drill_documents(ex, built, cfg.seed)
             random.Random(f"tinyworld-mix:{cfg.seed}").shuffle(docs)
