@@ -27,7 +27,7 @@ from azrlib.metrics.rq import (
 from azrlib.metrics.stats import Arm, hierarchical_bootstrap
 
 
-def counts(c, n=32, ids=None, rng=None):
+def counts(c, n=32, ids=None):
     c = np.asarray(c, dtype=np.int64)
     ids = ids or [f"p{i}" for i in range(len(c))]
     return SampleCounts(list(ids), np.full(len(c), n, dtype=np.int64), c)

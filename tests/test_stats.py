@@ -15,7 +15,6 @@ from azrlib.metrics.stats import (
     bootstrap_p,
     cluster_bootstrap,
     clustered_ols,
-    contrast,
     drop_difference,
     gap,
     gap_change,

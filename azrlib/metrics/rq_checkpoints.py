@@ -42,30 +42,46 @@ def _logits(model, input_ids: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def response_entropies(model, prompt_ids: Sequence[Sequence[int]], response_ids: Sequence[Sequence[int]],
-                       temperature: float = 1.0) -> dict[str, np.ndarray]:
+                       temperature: float = 1.0, batch_size: int = 16) -> dict[str, np.ndarray]:
     """Per response: token-mean full-vocabulary entropy ("full") and token-mean -log pi(y_t)
-    ("sampled") of softmax(logits / temperature), teacher-forced one sequence at a time.
-    `model(input_ids=...)` returns logits (batch, T, V) or an object with `.logits`. Empty
-    responses give NaN (left out by callers' nan-means)."""
+    ("sampled") of softmax(logits / temperature), teacher-forced. `model(input_ids=...)` returns
+    logits (batch, T, V) or an object with `.logits`; it must be causal, since sequences are
+    batched with right padding (a pad after a position cannot change that position's logits).
+    Empty responses give NaN (left out by callers' nan-means)."""
     if len(prompt_ids) != len(response_ids):
         raise ValueError(f"{len(prompt_ids)} prompts but {len(response_ids)} responses")
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
     full, sampled = np.full(len(prompt_ids), np.nan), np.full(len(prompt_ids), np.nan)
     device = next(model.parameters()).device if hasattr(model, "parameters") else "cpu"
-    for i, (p, r) in enumerate(zip(prompt_ids, response_ids)):
+    for i, p in enumerate(prompt_ids):
         if len(p) == 0:
             raise ValueError(f"prompt {i} is empty; the first response token needs a context")
-        if len(r) == 0:
-            continue
-        ids = torch.tensor([list(p) + list(r)], dtype=torch.long, device=device)
-        logits = _logits(model, ids)[0, len(p) - 1 : len(p) + len(r) - 1]  # position t predicts token t+1
-        tokens = ids[0, len(p):]
-        full[i] = float(token_entropy(logits, temperature).mean())
-        sampled[i] = float(token_neg_log_prob(logits, tokens, temperature).mean())
+    todo = [i for i, r in enumerate(response_ids) if len(r)]
+    for start in range(0, len(todo), batch_size):
+        rows = todo[start : start + batch_size]
+        seqs = [list(prompt_ids[i]) + list(response_ids[i]) for i in rows]
+        width = max(len(s) for s in seqs)
+        ids = torch.zeros((len(rows), width), dtype=torch.long, device=device)
+        for b, seq in enumerate(seqs):
+            ids[b, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        # logits[:, t] predicts ids[:, t + 1]; the response tokens of row b are predicted at
+        # positions p_len - 1 .. p_len + r_len - 2.
+        logits = _logits(model, ids)[:, :-1]
+        targets = ids[:, 1:]
+        mask = torch.zeros(targets.shape, dtype=torch.bool, device=device)
+        for b, i in enumerate(rows):
+            mask[b, len(prompt_ids[i]) - 1 : len(prompt_ids[i]) + len(response_ids[i]) - 1] = True
+        count = mask.sum(dim=1)
+        h = token_entropy(logits, temperature, mask).sum(dim=1) / count
+        nll = token_neg_log_prob(logits, targets, temperature, mask).sum(dim=1) / count
+        full[rows], sampled[rows] = h.double().cpu().numpy(), nll.double().cpu().numpy()
     return {"full": full, "sampled": sampled}
 
 
 def fixed_prompt_entropy(sampler, model, prompts: Sequence[str], n: int = 4, temperature: float = 1.0,
-                         max_new_tokens: int = 256, seed: int = 0, stop: list[str] | None = None) -> dict[str, np.ndarray]:
+                         max_new_tokens: int = 256, seed: int = 0, stop: list[str] | None = None,
+                         batch_size: int = 16) -> dict[str, np.ndarray]:
     """Per-prompt mean of both estimators over `n` responses sampled from `sampler` (which must hold
     the same weights as `model`) at `temperature` with top_p = 1. Returns arrays of shape (prompts,)
     under "full" and "sampled", and the mean response length under "length"."""
@@ -79,7 +95,7 @@ def fixed_prompt_entropy(sampler, model, prompts: Sequence[str], n: int = 4, tem
             prompt_ids.append(c.prompt_token_ids)
             response_ids.append(c.token_ids)
             owner.append(i)
-    per = response_entropies(model, prompt_ids, response_ids, temperature)
+    per = response_entropies(model, prompt_ids, response_ids, temperature, batch_size)
     owner = np.asarray(owner)
     lengths = np.array([len(r) for r in response_ids], dtype=float)
     out = {}
