@@ -16,6 +16,7 @@ from azrlib.metrics.rq import (
     leash_check,
     leash_subset,
     passk_values,
+    rq1_arms,
     rq1_bootstrap,
     rq1_family,
     rq2_difficulty_trend,
@@ -84,7 +85,11 @@ def test_rq1_family_signs_holm_and_dropped_problems():
     extra = SampleCounts(base.problem_ids + ["only_base"], np.append(base.n, 32), np.append(base.c, 1))
     boot, notes = rq1_bootstrap(extra, {"selfplay": sp, "rlvr": rl}, [1, 8, 32], n_bootstrap=4000, seed=0)
     assert notes and "1 problem" in notes[0]
-    tests = {t["test"]: t for t in rq1_family(boot, [1, 8, 32])}
+    arms, _ = rq1_arms(extra, {"selfplay": sp, "rlvr": rl}, [1, 8, 32])
+    tests = {t["test"]: t for t in rq1_family(boot, [1, 8, 32], arms=arms)}
+    for t in tests.values():  # both interval methods estimate the same contrast
+        assert t["moment"].estimate == pytest.approx(t["estimate"].estimate)
+        assert t["moment"].p_holm is not None
     first = tests["selfplay - base, pass@1"]["estimate"]
     assert first.ci_low > 0  # self-play beats the base at k = 1
     narrowing = tests["(gap@32) - (gap@1), selfplay"]["estimate"]
@@ -228,5 +233,7 @@ def test_rq5_paired_by_seed():
     assert out["bootstrap_excludes_0"] == (not b.ci_low <= 0 <= b.ci_high)
     assert out["bootstrap_excludes_paper"] == (not b.ci_low <= -0.02 <= b.ci_high)
     assert out["n_problems"] == 300 and out["seeds"] == [0, 1, 2]
+    assert out["moment"].estimate == pytest.approx(np.mean(manual))
+    assert out["moment_excludes_0"] == (not out["moment"].ci_low <= 0 <= out["moment"].ci_high)
     with pytest.raises(ValueError, match="two seeds"):
         rq5_comparison({0: ref[0]}, {0: var[0]})

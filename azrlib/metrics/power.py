@@ -4,9 +4,10 @@ hierarchical bootstrap of `azrlib.metrics.stats`) that reports half-width, power
 
 Simulation model (this artifact's, not the paper's): problem i has a base logit a_i ~ N(mu, tau^2)
 (a logit-normal solve rate: heterogeneous problems, many almost never solved, as the tiny base's
-held-out split shows). Arm A, seed s solves it with probability sigmoid(a_i + effect_A + u_s + e_is),
+held-out split shows). Arm A, seed s solves it with probability sigmoid(a_i + effect_A + u_s + e_is + f_i),
 u_s ~ N(0, seed_sd^2) a per-seed shift (training-seed variance) and e_is ~ N(0, noise_sd^2) a
-per-seed, per-problem deviation (runs differ on which problems they gain). Arms that share a seed
+per-seed, per-problem deviation (runs differ on which problems they gain); f_i ~ N(0, problem_sd^2),
+an arm's per-problem deviation shared by all its seeds, adds to the logit the same way. Arms that share a seed
 label share u_s (paired by seed). Each (arm, seed, problem) gets n samples, correct count
 ~ Binomial(n, p). The estimand is the population value: E[1 - (1 - p)^k] over problems and seeds,
 computed by Monte Carlo; coverage is how often the interval contains it.
@@ -23,7 +24,7 @@ from scipy import stats as sps
 from scipy.special import expit
 
 from azrlib.metrics.passk import pass_at_k_matrix
-from azrlib.metrics.stats import Arm, contrast, hierarchical_bootstrap
+from azrlib.metrics.stats import Arm, contrast, hierarchical_bootstrap, moment_contrast
 
 
 def analytic_half_width(problem_sd: float, n_problems: int, seed_sds: Sequence[float] = (),
@@ -49,13 +50,14 @@ class ArmSpec:
     n_seeds: int = 1
     seed_sd: float = 0.0  # SD of the per-seed logit shift u_s
     noise_sd: float = 0.0  # SD of the per-seed, per-problem logit deviation e_is
+    problem_sd: float = 0.0  # SD of the arm's per-problem logit deviation f_i, shared by its seeds
     seeds: str | None = None  # arms with the same label share u_s and the bootstrap's seed draw
 
 
 def _true_pass_at_k(spec: ArmSpec, mu: float, tau: float, ks: Sequence[int], rng: np.random.Generator, draws: int) -> np.ndarray:
     a = rng.normal(mu, tau, draws)
     u = rng.normal(0, 1, draws) * spec.seed_sd
-    e = rng.normal(0, spec.noise_sd, draws) if spec.noise_sd else 0.0
+    e = rng.normal(0, math.hypot(spec.noise_sd, spec.problem_sd), draws)
     p = expit(a + spec.effect + u + e)
     return np.array([np.mean(1 - (1 - p) ** k) for k in ks])
 
@@ -65,8 +67,9 @@ def simulate_design(arms: Mapping[str, ArmSpec], contrasts: Mapping[str, Sequenc
                     n_bootstrap: int = 1000, seed: int = 0, truth_draws: int = 400_000) -> dict[str, dict]:
     """Simulate the protocol `n_sims` times. `contrasts` maps a name to stats.contrast terms
     (arm, k index, coefficient). Returns per contrast: truth, mean estimate, sd of the estimate over
-    simulations (the real sampling SD), mean bootstrap SE and half-width, coverage of the truth and
-    power (fraction of intervals that exclude 0)."""
+    simulations (the real sampling SD), and per interval method ("bootstrap": the two-level
+    percentile interval; "moment": stats.moment_contrast) the mean SE and half-width, coverage of
+    the truth and power (fraction of intervals that exclude 0)."""
     rng = np.random.default_rng(seed)
     ks = list(ks)
     truth_vals = {name: _true_pass_at_k(s, mu, tau, ks, rng, truth_draws) for name, s in arms.items()}
@@ -84,6 +87,8 @@ def simulate_design(arms: Mapping[str, ArmSpec], contrasts: Mapping[str, Sequenc
             else:
                 z = rng.normal(0, 1, spec.n_seeds)
             logit = a[None, :] + spec.effect + spec.seed_sd * z[:, None]
+            if spec.problem_sd:
+                logit = logit + rng.normal(0, spec.problem_sd, n_problems)[None, :]
             if spec.noise_sd:
                 logit = logit + rng.normal(0, spec.noise_sd, logit.shape)
             c = rng.binomial(n_samples, expit(logit))
@@ -91,16 +96,18 @@ def simulate_design(arms: Mapping[str, ArmSpec], contrasts: Mapping[str, Sequenc
             values[name] = Arm(np.stack([pass_at_k_matrix(n, c[s], ks) for s in range(spec.n_seeds)]), seeds=spec.seeds)
         boot = hierarchical_bootstrap(values, n_bootstrap, seed=int(rng.integers(2**31)))
         for cname, terms in contrasts.items():
-            e = contrast(boot, terms, cname)
-            records[cname].append((e.estimate, e.se, e.half_width, e.ci_low <= truth[cname] <= e.ci_high,
-                                   not (e.ci_low <= 0 <= e.ci_high)))
+            for method, e in (("bootstrap", contrast(boot, terms, cname)), ("moment", moment_contrast(values, terms, cname))):
+                records[cname].append((method, e.estimate, e.se, e.half_width, e.ci_low <= truth[cname] <= e.ci_high,
+                                       not (e.ci_low <= 0 <= e.ci_high)))
     out = {}
     for cname, rec in records.items():
-        r = np.array(rec, dtype=float)
-        out[cname] = {"truth": float(truth[cname]), "mean_estimate": float(r[:, 0].mean()),
-                      "sd_estimate": float(r[:, 0].std(ddof=1)) if n_sims > 1 else float("nan"),
-                      "mean_se": float(r[:, 1].mean()), "mean_half_width": float(r[:, 2].mean()),
-                      "coverage": float(r[:, 3].mean()), "power": float(r[:, 4].mean()), "n_sims": n_sims}
+        est = np.array([r[1] for r in rec if r[0] == "bootstrap"])
+        out[cname] = {"truth": float(truth[cname]), "mean_estimate": float(est.mean()),
+                      "sd_estimate": float(est.std(ddof=1)) if n_sims > 1 else float("nan"), "n_sims": n_sims}
+        for method in ("bootstrap", "moment"):
+            r = np.array([x[2:] for x in rec if x[0] == method], dtype=float)
+            out[cname][method] = {"mean_se": float(r[:, 0].mean()), "mean_half_width": float(r[:, 1].mean()),
+                                  "coverage": float(r[:, 2].mean()), "power": float(r[:, 3].mean())}
     return out
 
 

@@ -42,11 +42,10 @@ from azrlib.metrics.stats import (
     clustered_ols,
     cluster_bootstrap,
     contrast,
-    drop_difference,
     gap,
-    gap_change,
     hierarchical_bootstrap,
     holm_family,
+    moment_contrast,
     seed_t_interval,
     summarize,
 )
@@ -79,10 +78,10 @@ def passk_values(seeds: Sequence[SampleCounts], ks: Sequence[int], problem_ids: 
     return np.stack([pass_at_k_matrix(s.subset(problem_ids).n, s.subset(problem_ids).c, ks) for s in seeds])
 
 
-def rq1_bootstrap(base: SampleCounts | Sequence[SampleCounts], arms: Mapping[str, Sequence[SampleCounts]],
-                  ks: Sequence[int], n_bootstrap: int = 10_000, seed: int = 0) -> tuple[Bootstrap, list[str]]:
-    """Two-level bootstrap of pass@k (trailing axis = ks) for "base" and every arm, paired on the
-    problems all of them share. Returns the bootstrap and a note on problems left out."""
+def rq1_arms(base: SampleCounts | Sequence[SampleCounts], arms: Mapping[str, Sequence[SampleCounts]],
+             ks: Sequence[int]) -> tuple[dict[str, Arm], list[str]]:
+    """Per-seed, per-problem pass@k (trailing axis = ks) of "base" and every arm, on the problems
+    all of them share. Returns the arms and a note on problems left out."""
     base_list = [base] if isinstance(base, SampleCounts) else list(base)
     everything = base_list + [s for seeds in arms.values() for s in seeds]
     ids = shared_problems(everything)
@@ -95,36 +94,58 @@ def rq1_bootstrap(base: SampleCounts | Sequence[SampleCounts], arms: Mapping[str
         if name == "base":
             raise ValueError("'base' is reserved for the reference model")
         values[name] = Arm(passk_values(seeds, ks, ids))
+    return values, notes
+
+
+def rq1_bootstrap(base: SampleCounts | Sequence[SampleCounts], arms: Mapping[str, Sequence[SampleCounts]],
+                  ks: Sequence[int], n_bootstrap: int = 10_000, seed: int = 0) -> tuple[Bootstrap, list[str]]:
+    """Two-level bootstrap of `rq1_arms` (problems paired across all models, seeds within arm)."""
+    values, notes = rq1_arms(base, arms, ks)
     return hierarchical_bootstrap(values, n_bootstrap, seed), notes
 
 
 def rq1_family(boot: Bootstrap, ks: Sequence[int], small_k: int = 1, large_k: int | None = None,
-               selfplay: str = "selfplay", rlvr: str | None = "rlvr") -> list[dict]:
+               selfplay: str = "selfplay", rlvr: str | None = "rlvr", arms: Mapping[str, Arm] | None = None) -> list[dict]:
     """The paper's RQ1 claims as tests, Holm-corrected together:
     (a) self-play - base > 0 at small k; (b) the gap shrinks from small to large k (difference of
     differences < 0); (c) self-play's gap shrinks less than RLVR's (> 0); and, for the record,
-    the gap at large k and RLVR's own gaps (no direction claimed by the paper: "two-sided")."""
+    the gap at large k and RLVR's own gaps (no direction claimed by the paper: "two-sided").
+    With `arms` (from `rq1_arms`), each test also gets "moment": the same contrast with the
+    crossed-design moment interval (`stats.moment_contrast`), Holm-corrected as its own family."""
     ks = list(ks)
     large_k = ks[-1] if large_k is None else large_k
     i, j = ks.index(small_k), ks.index(large_k)
-    tests = [
-        _test("RQ1", f"self-play beats the base at pass@{small_k}", f"{selfplay} - base, pass@{small_k}", "greater",
-              gap(boot, selfplay, "base", i, f"{selfplay}-base@{small_k}")),
-        _test("RQ1", f"the base catches up at pass@{large_k}", f"(gap@{large_k}) - (gap@{small_k}), {selfplay}", "less",
-              gap_change(boot, selfplay, "base", i, j, f"{selfplay} gap change {small_k}->{large_k}")),
-        _test("RQ1", f"gap at pass@{large_k}", f"{selfplay} - base, pass@{large_k}", "two-sided",
-              gap(boot, selfplay, "base", j, f"{selfplay}-base@{large_k}")),
+
+    def gap_terms(arm, idx):
+        return [(arm, idx, 1.0), ("base", idx, -1.0)]
+
+    def change_terms(arm):  # gap at large k minus gap at small k
+        return gap_terms(arm, j) + [(a, x, -c) for a, x, c in gap_terms(arm, i)]
+
+    specs = [
+        (f"self-play beats the base at pass@{small_k}", f"{selfplay} - base, pass@{small_k}", "greater",
+         gap_terms(selfplay, i)),
+        (f"the base catches up at pass@{large_k}", f"(gap@{large_k}) - (gap@{small_k}), {selfplay}", "less",
+         change_terms(selfplay)),
+        (f"gap at pass@{large_k}", f"{selfplay} - base, pass@{large_k}", "two-sided", gap_terms(selfplay, j)),
     ]
     if rlvr is not None:
-        tests += [
-            _test("RQ1", f"self-play's drop is smaller than RLVR's", f"gap change {selfplay} - gap change {rlvr}",
-                  "greater", drop_difference(boot, selfplay, rlvr, "base", i, j, f"drop {selfplay} vs {rlvr}")),
-            _test("RQ1", f"RLVR vs base at pass@{small_k}", f"{rlvr} - base, pass@{small_k}", "two-sided",
-                  gap(boot, rlvr, "base", i, f"{rlvr}-base@{small_k}")),
-            _test("RQ1", f"RLVR vs base at pass@{large_k}", f"{rlvr} - base, pass@{large_k}", "two-sided",
-                  gap(boot, rlvr, "base", j, f"{rlvr}-base@{large_k}")),
+        specs += [
+            ("self-play's drop is smaller than RLVR's", f"gap change {selfplay} - gap change {rlvr}", "greater",
+             change_terms(selfplay) + [(a, x, -c) for a, x, c in change_terms(rlvr)]),
+            (f"RLVR vs base at pass@{small_k}", f"{rlvr} - base, pass@{small_k}", "two-sided", gap_terms(rlvr, i)),
+            (f"RLVR vs base at pass@{large_k}", f"{rlvr} - base, pass@{large_k}", "two-sided", gap_terms(rlvr, j)),
         ]
+    tests = []
+    for takeaway, test, direction, terms in specs:
+        t = _test("RQ1", takeaway, test, direction, contrast(boot, terms, test))
+        t["terms"] = terms
+        if arms is not None:
+            t["moment"] = moment_contrast(arms, terms, test)
+        tests.append(t)
     holm_family([t["estimate"] for t in tests])
+    if arms is not None:
+        holm_family([t["moment"] for t in tests])
     return tests
 
 
@@ -286,7 +307,8 @@ def rq5_comparison(reference: Mapping, variant: Mapping, k: int = 1, n_bootstrap
                    seed: int = 0, paper_effect: float = -0.02) -> dict:
     """variant - reference pass@k on held-out tasks, per seed {seed: SampleCounts} (the arms share
     seeds). Two-level bootstrap paired by seed and on problems, beside a t interval over per-seed
-    differences; reports whether each interval excludes 0 and excludes the paper's effect."""
+    differences and the crossed-design moment interval; reports whether each interval excludes 0
+    and excludes the paper's effect."""
     seeds = sorted(set(reference) & set(variant), key=str)
     if len(seeds) < 2:
         raise ValueError(f"need at least two seeds both arms were trained with, got {seeds}")
@@ -297,8 +319,9 @@ def rq5_comparison(reference: Mapping, variant: Mapping, k: int = 1, n_bootstrap
     est = gap(boot, "variant", "reference", 0, f"variant - reference pass@{k}")
     per_seed = arms["variant"].values[:, :, 0].mean(axis=1) - arms["reference"].values[:, :, 0].mean(axis=1)
     t = seed_t_interval(per_seed, label=f"variant - reference pass@{k} (t over seeds)")
+    m = moment_contrast(arms, [("variant", 0, 1.0), ("reference", 0, -1.0)], f"variant - reference pass@{k} (moment)")
     out = {"seeds": seeds, "n_problems": len(ids), "per_seed_difference": per_seed.tolist(), "paper_effect": paper_effect}
-    for name, e in (("bootstrap", est), ("t_over_seeds", t)):
+    for name, e in (("bootstrap", est), ("moment", m), ("t_over_seeds", t)):
         out[name] = e
         out[f"{name}_excludes_0"] = not (e.ci_low <= 0 <= e.ci_high)
         out[f"{name}_excludes_paper"] = not (e.ci_low <= paper_effect <= e.ci_high)
