@@ -12,6 +12,9 @@ to one word:
   level), "contradicts" when it lies entirely outside them, otherwise "inconclusive".
 * "two-sided": reported for the record, no claim: "no claim".
 
+When the estimate carries a Holm-adjusted p (over the whole table's family of tests), a
+directional verdict other than "inconclusive" also needs that p below alpha (0.05).
+
 The paper states its takeaways without intervals or tests; the bounds of a "within" claim are
 this artifact's reading of the paper's words and must be stated next to the verdict.
 """
@@ -27,8 +30,12 @@ VERDICTS = ("supports", "contradicts", "inconclusive", "no claim")
 DIRECTIONS = ("greater", "less", "within", "two-sided")
 
 
-def verdict(estimate: float, low: float, high: float, direction: str, bounds: tuple[float, float] | None = None) -> str:
-    """One of VERDICTS (see the module docstring). Undefined intervals (NaN) are inconclusive."""
+def verdict(estimate: float, low: float, high: float, direction: str, bounds: tuple[float, float] | None = None,
+            p_adjusted: float | None = None, alpha: float = 0.05) -> str:
+    """One of VERDICTS (see the module docstring). Undefined intervals (NaN) are inconclusive.
+    With `p_adjusted` (a family-wise p, e.g. Holm over every test reported), a directional test
+    also needs p_adjusted < alpha to support or contradict: the interval is per test, the family
+    correction keeps the whole table's error rate at alpha."""
     if direction not in DIRECTIONS:
         raise ValueError(f"unknown direction {direction!r}; choose from {', '.join(DIRECTIONS)}")
     if direction == "two-sided":
@@ -47,6 +54,8 @@ def verdict(estimate: float, low: float, high: float, direction: str, bounds: tu
         if high < bounds[0] or low > bounds[1]:
             return "contradicts"
         return "inconclusive"
+    if p_adjusted is not None and not math.isnan(p_adjusted) and p_adjusted >= alpha:
+        return "inconclusive"
     if direction == "greater":
         return "supports" if low > 0 else "contradicts" if high < 0 else "inconclusive"
     return "supports" if high < 0 else "contradicts" if low > 0 else "inconclusive"
@@ -58,11 +67,12 @@ def _fmt(x: float, digits: int) -> str:
 
 def overview_table(tests: Sequence[dict], digits: int = 3) -> pd.DataFrame:
     """One row per test dict {"takeaway", "test", "direction", "estimate": Estimate, optional "rq",
-    "bounds", "n"}: paper takeaway | test | estimate [95% CI] | verdict, plus p, Holm p and n."""
+    "bounds", "n"}: paper takeaway | test | estimate [95% CI] | verdict, plus p, Holm p and n.
+    Run `stats.holm_family` over all the estimates first, so Holm covers the whole table."""
     rows = []
     for t in tests:
         e = t["estimate"]
-        v = verdict(e.estimate, e.ci_low, e.ci_high, t["direction"], t.get("bounds"))
+        v = verdict(e.estimate, e.ci_low, e.ci_high, t["direction"], t.get("bounds"), e.p_holm)
         level = f"{round(e.confidence * 100)}%"
         rows.append({
             "rq": t.get("rq", ""),
