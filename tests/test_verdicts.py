@@ -7,7 +7,7 @@ import math
 import pytest
 
 from azrlib.metrics.stats import Estimate
-from azrlib.report.verdicts import overview_table, verdict
+from azrlib.report.verdicts import conjunction_verdict, overview_table, verdict
 
 
 @pytest.mark.parametrize(
@@ -68,3 +68,13 @@ def test_overview_table():
     assert "claim within (-0.04, 0.0)" in df["test"][1]
     assert math.isnan(df["p (Holm)"][1])
     assert list(overview_table([]).columns)[-1] == "verdict"
+
+
+def test_conjunction_needs_every_part():
+    assert conjunction_verdict(["supports", "supports"]) == "supports"
+    assert conjunction_verdict(["supports", "inconclusive"]) == "inconclusive"
+    assert conjunction_verdict(["inconclusive", "contradicts", "supports"]) == "contradicts"
+    with pytest.raises(ValueError):
+        conjunction_verdict(["supports", "no claim"])
+    with pytest.raises(ValueError):
+        conjunction_verdict([])

@@ -61,6 +61,21 @@ def verdict(estimate: float, low: float, high: float, direction: str, bounds: tu
     return "supports" if high < 0 else "contradicts" if low > 0 else "inconclusive"
 
 
+def conjunction_verdict(verdicts: Sequence[str]) -> str:
+    """A claim made of parts that must all hold (RQ1: self-play beats the base at small k AND the
+    base catches up at large k): "supports" only when every part supports (an intersection-union
+    test: no multiplicity correction is needed for it), "contradicts" when any part contradicts,
+    otherwise "inconclusive"."""
+    if not verdicts:
+        raise ValueError("no verdicts to combine")
+    for v in verdicts:
+        if v not in VERDICTS or v == "no claim":
+            raise ValueError(f"cannot combine verdict {v!r}")
+    if "contradicts" in verdicts:
+        return "contradicts"
+    return "supports" if all(v == "supports" for v in verdicts) else "inconclusive"
+
+
 def _fmt(x: float, digits: int) -> str:
     return "n/a" if x is None or math.isnan(x) else f"{x:+.{digits}f}"
 
