@@ -1,6 +1,7 @@
 """Statistics for comparing trained arms: a hierarchical bootstrap over problems and seeds,
-contrasts of its replicates (differences, differences of differences), Holm over a family,
-seed-level t intervals, and an OLS with cluster-robust errors plus a two-stage cluster bootstrap.
+contrasts of its replicates (differences, differences of differences), a crossed-design moment
+interval for the same contrasts, Holm over a family, seed-level t intervals, and an OLS with
+cluster-robust errors plus a two-stage cluster bootstrap.
 
 The research questions compare *arms* (the base model, self-play seeds, RLVR seeds, ...) measured
 on a set of *problems* (held-out tasks, fixed prompts). Two sources of noise matter: which
@@ -23,10 +24,14 @@ it is part of the spread of the per-problem values, which level 1 already resamp
 
 Departures and caveats (none of the papers tests significance; these are this artifact's own):
 
-* with few seeds (3) a bootstrap over seeds is anti-conservative: the bootstrap variance of a mean
+* problems and seeds are crossed, so resampling both counts the per-(seed, problem) residual in
+  both levels: the two-level bootstrap is conservative where that residual dominates (pass@k with
+  few samples per problem). `moment_contrast` estimates the crossed design's variance components
+  instead; docs/experiments/protocol.md reports both and their simulated coverage;
+* with few seeds (3) the seed level alone is anti-conservative: the bootstrap variance of a mean
   of S values is (S-1)/S of the usual estimate, and a 3-point distribution has only 10 distinct
   resamples. `seed_t_interval` (Student t over per-seed values, S-1 degrees of freedom) is the
-  conservative counterpart; the protocol reports both where seeds dominate the noise;
+  conservative counterpart for per-seed summaries;
 * the p-value is the two-sided bootstrap p that matches the percentile interval (the same
   definition as `azrlib.metrics.passk`), floored at 2 / (B + 1).
 """
@@ -271,8 +276,9 @@ def moment_contrast(arms: Mapping[str, Arm], terms: Sequence[Term], label: str =
     a Satterthwaite df with a negative component can collapse towards 0 (an unbounded interval).
     Truncation makes the variance conservative where the seed variance is small against the
     residual (variance +20% in tests/test_stats.py's calibration case, against +90% for the
-    two-level bootstrap). A single-seed arm (the base) is a fixed model and adds no seed term. All arms of a
-    seed group must share one problem set; different problem sets add their terms independently.
+    two-level bootstrap). A single-seed arm (the base) is a fixed model and adds no seed term.
+    All arms of a seed group must share one problem set; different problem sets add their terms
+    independently.
     """
     if not terms:
         raise ValueError("a contrast needs at least one term")
