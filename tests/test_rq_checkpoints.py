@@ -11,7 +11,13 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from azrlib.metrics.rq_checkpoints import budget_statement, fixed_prompt_entropy, response_entropies, sparsity_curve
+from azrlib.metrics.rq_checkpoints import (
+    budget_statement,
+    checkpoint_entropy,
+    fixed_prompt_entropy,
+    response_entropies,
+    sparsity_curve,
+)
 from azrlib.rollout.base import Completion
 
 VOCAB = 7
@@ -93,6 +99,26 @@ def test_fixed_prompt_entropy_per_prompt_and_estimators_agree_in_expectation():
     assert res["full"].shape == (2,) and np.all(res["length"] == 3)
     # E[-log pi(y)] = H when y ~ pi: the two estimators agree up to Monte Carlo error.
     assert res["sampled"] == pytest.approx(res["full"], abs=0.08)
+
+
+def test_checkpoint_entropy_on_a_real_model_agrees_with_the_samplers_own_logprobs(tmp_path):
+    """At T = 1 the teacher-forced -log pi(y_t) must equal the sampler's generation-time log-probs
+    (raw T = 1 logits) for the same tokens: an independent path through the model, with right
+    padding in the teacher-forced batch and left padding in the sampler's."""
+    from azrlib.rollout.hf import HFSampler
+    from azrlib.rollout.tiny_model import build_tiny_checkpoint
+
+    path = build_tiny_checkpoint(tmp_path / "m")
+    sampler = HFSampler(path, num_threads=1)
+    prompts = ["def f(x):\n    return x + 3", "assert f(", "print(f('abc'), 12)\n    for i in"]
+    got = checkpoint_entropy(path, prompts, n=3, temperature=1.0, max_new_tokens=12, seed=3, num_threads=1,
+                             make_sampler=lambda p: sampler)
+    samples = sampler.generate(prompts, n=3, temperature=1.0, top_p=1.0, max_new_tokens=12, seed=3)
+    for i, completions in enumerate(samples):
+        per_response = [-np.mean(c.logprobs) for c in completions if c.token_ids]
+        assert got["sampled"][i] == pytest.approx(np.mean(per_response), abs=1e-4)
+        assert got["length"][i] == pytest.approx(np.mean([len(c.token_ids) for c in completions]))
+    assert np.all(got["full"] > 0) and np.all(np.isfinite(got["full"]))
 
 
 def _write(directory, tensors):

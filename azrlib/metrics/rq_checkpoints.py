@@ -105,6 +105,20 @@ def fixed_prompt_entropy(sampler, model, prompts: Sequence[str], n: int = 4, tem
     return out
 
 
+def checkpoint_entropy(path: str | Path, prompts: Sequence[str], n: int = 4, temperature: float = 1.0,
+                       max_new_tokens: int = 256, seed: int = 0, stop: list[str] | None = None,
+                       num_threads: int | None = None, make_sampler=None) -> dict[str, np.ndarray]:
+    """`fixed_prompt_entropy` for a saved checkpoint directory: one HFSampler (or
+    `make_sampler(path)`) samples, and its own `.model` teacher-forces."""
+    if make_sampler is not None:
+        sampler = make_sampler(path)
+    else:
+        from azrlib.rollout.hf import HFSampler
+
+        sampler = HFSampler(path, num_threads=num_threads)
+    return fixed_prompt_entropy(sampler, sampler.model, prompts, n, temperature, max_new_tokens, seed, stop)
+
+
 # --------------------------------------------------------------------------------------------
 # RQ4: sparsity against optimizer step
 # --------------------------------------------------------------------------------------------
