@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
-from azrlib.metrics.power import ArmSpec, analytic_half_width, binomial_half_width, fit_logit_normal, simulate_design
+from azrlib.metrics.power import (
+    ArmSpec,
+    analytic_half_width,
+    binomial_half_width,
+    fit_logit_normal,
+    simulate_design,
+    simulate_trend,
+)
 
 
 def test_analytic_half_width_by_hand():
@@ -54,3 +61,15 @@ def test_simulated_seed_shared_problem_deviation_is_not_averaged_away():
     per_seed = simulate_design({"base": ArmSpec(), "t": ArmSpec(n_seeds=4, noise_sd=1.0)}, c, seed=4, **spec)
     assert shared["g"]["sd_estimate"] > 1.15 * per_seed["g"]["sd_estimate"]
     assert shared["g"]["moment"]["mean_se"] > 1.15 * per_seed["g"]["moment"]["mean_se"]
+
+
+def test_simulated_trend_test_with_three_seeds():
+    """With seed-specific slopes and 3 seeds, the clustered t(2) interval keeps its coverage while
+    the two-stage cluster bootstrap (10 distinct seed draws) is too narrow; without seed-specific
+    slopes both cover and the bootstrap is the narrower."""
+    varying = simulate_trend(3, 80, -0.1, 0.18, seed_slope_sd=0.15, n_sims=60, n_bootstrap=100, seed=1)
+    assert varying["clustered"]["coverage"] >= 0.88
+    assert varying["bootstrap"]["coverage"] < varying["clustered"]["coverage"] - 0.05
+    common = simulate_trend(3, 80, -0.1, 0.18, seed_slope_sd=0.0, n_sims=60, n_bootstrap=100, seed=2)
+    assert common["bootstrap"]["coverage"] >= 0.88 and common["clustered"]["coverage"] >= 0.88
+    assert common["bootstrap"]["mean_half_width"] < common["clustered"]["mean_half_width"]

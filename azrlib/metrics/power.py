@@ -130,3 +130,33 @@ def fit_logit_normal(pass_at_1: float, frac_never: float, n_samples: int) -> tup
         _, mu, tau = min(cands)
         step_m, step_t = step_m * 0.7, step_t * 0.7
     return float(mu), float(tau)
+
+
+def simulate_trend(n_seeds: int, n_questions: int, slope: float, resid_sd: float, seed_slope_sd: float = 0.0,
+                   seed_sd: float = 0.0, n_sims: int = 100, n_bootstrap: int = 200, seed: int = 0) -> dict[str, dict]:
+    """RQ2's trend test simulated: per seed g, questions at training fractions x ~ U(0, 1) with solve
+    rate y = 0.3 + u_g + (slope + v_g) x + e (u_g ~ N(0, seed_sd^2), v_g ~ N(0, seed_slope_sd^2),
+    e ~ N(0, resid_sd^2)), run through `rq.rq2_difficulty_trend`. Returns per method ("clustered",
+    "bootstrap"): mean half-width, coverage of `slope` and power (interval excludes 0)."""
+    from azrlib.metrics.rq import rq2_difficulty_trend
+
+    rng = np.random.default_rng(seed)
+    total = 1000
+    rec: dict[str, list] = {"clustered": [], "bootstrap": []}
+    for sim in range(n_sims):
+        rows = []
+        for g in range(n_seeds):
+            u, v = rng.normal(0, seed_sd), rng.normal(0, seed_slope_sd)
+            steps = rng.integers(1, total + 1, n_questions)
+            y = 0.3 + u + (slope + v) * (steps - 0.5) / total + rng.normal(0, resid_sd, n_questions)
+            rows += [{"seed": g, "qid": f"q{i}", "step": int(s), "model": "base", "solve_rate": float(r), "lengths": [1]}
+                     for i, (s, r) in enumerate(zip(steps, y))]
+        res = rq2_difficulty_trend(rows, {g: total for g in range(n_seeds)}, "base", n_bootstrap, seed=sim)
+        for method, e in res.items():
+            rec[method].append((e.half_width, e.ci_low <= slope <= e.ci_high, not (e.ci_low <= 0 <= e.ci_high)))
+    out = {}
+    for method, r in rec.items():
+        a = np.array(r, dtype=float)
+        out[method] = {"mean_half_width": float(a[:, 0].mean()), "coverage": float(a[:, 1].mean()),
+                       "power": float(a[:, 2].mean()), "n_sims": n_sims}
+    return out

@@ -1,7 +1,7 @@
-"""Power of the RQ1 and RQ5 headline comparisons at the tiny preset's sizes, calibrated on the
+"""Power of the RQ1, RQ5 and RQ2 headline comparisons at the tiny preset's sizes, calibrated on the
 committed tiny reference (base and self-play seed 0 on the 300 held-out tinyworld problems).
 
-    nice -n 5 .venv/bin/python docs/experiments/power_tiny.py [--sims 100] [--bootstrap 1000]
+    nice -n 5 .venv/bin/python docs/experiments/power_tiny.py [--sims 100] [--bootstrap 1000] [--parts rq1,rq5,rq2]
 
 Prints the calibration, then per scenario and contrast: the truth, the mean estimate, the SD of
 the estimate over simulations, the mean 95% half-width, coverage and power (interval excludes 0).
@@ -11,13 +11,14 @@ Uses azrlib.metrics.power.simulate_design (see its docstring for the simulation 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import numpy as np
 from scipy.special import expit
 
 from azrlib.metrics.passk import load_results, pass_at_k_matrix
-from azrlib.metrics.power import ArmSpec, analytic_half_width, fit_logit_normal, simulate_design
+from azrlib.metrics.power import ArmSpec, analytic_half_width, fit_logit_normal, simulate_design, simulate_trend
 
 REF = "data/reference/tiny/eval"
 
@@ -30,6 +31,16 @@ def calibration():
     never = float(np.mean(base.c == 0))
     diff = pass_at_k_matrix(tuned.n, tuned.c, [1])[:, 0] - pass_at_k_matrix(base.n, base.c, [1])[:, 0]
     return {"n_problems": len(base.problem_ids), "n": n, "pass1": p1, "never": never, "diff_sd": float(diff.std())}
+
+
+def rq2_residual_sd():
+    rows = [json.loads(line) for line in open("data/reference/tiny/rq2/questions.jsonl")]
+    rows = [r for r in rows if r["model"] == "base"]
+    total = max(r["step"] for r in rows)
+    x = np.array([(r["step"] - 0.5) / total for r in rows])
+    y = np.array([r["solve_rate"] for r in rows])
+    coef = np.polyfit(x, y, 1)
+    return float(np.std(y - np.polyval(coef, x), ddof=2))
 
 
 def per_problem_diff_sd(mu, tau, noise_sd, n, rng, problems=20_000):
@@ -56,7 +67,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sims", type=int, default=100)
     ap.add_argument("--bootstrap", type=int, default=1000)
+    ap.add_argument("--parts", default="rq1,rq5,rq2", help="comma-separated subset of rq1, rq5, rq2")
     args = ap.parse_args()
+    parts = set(args.parts.split(","))
     t0 = time.time()
     rng = np.random.default_rng(0)
     cal = calibration()
@@ -76,7 +89,7 @@ def main() -> None:
         "gap change 1->32 (SP)": [("selfplay", 1, 1.0), ("base", 1, -1.0), ("selfplay", 0, -1.0), ("base", 0, 1.0)],
         "drop SP - drop RLVR": [("selfplay", 1, 1.0), ("selfplay", 0, -1.0), ("rlvr", 1, -1.0), ("rlvr", 0, 1.0)],
     }
-    for where in ("per-seed", "shared"):
+    for where in (("per-seed", "shared") if "rq1" in parts else ()):
         var = {"noise_sd": noise} if where == "per-seed" else {"problem_sd": noise}
         for seed_sd in (0.1, 0.2):
             pts = pass1_sd_of_seed_shift(mu, tau, seed_sd, rng)
@@ -92,12 +105,13 @@ def main() -> None:
                     print(row(name, r))
     # The closed form beside one simulated case (seed SD 0.1, 300 problems): problem part from
     # the calibrated per-problem SD of a 3-seed mean minus the base, seed part from the seed SD.
-    sim_sd = np.std([np.mean([rng.binomial(32, expit(a + 0.3 + rng.normal(0, noise))) / 32 for _ in range(3)])
-                     - rng.binomial(32, expit(a)) / 32 for a in rng.normal(mu, tau, 20_000)])
-    print(f"closed form, pass@1 gap, 300 problems, 3 seeds, seed SD 0.1 logit: half-width "
-          f"{analytic_half_width(sim_sd, 300, [pass1_sd_of_seed_shift(mu, tau, 0.1, rng)], [3]):.4f} "
-          f"(per-problem SD of the difference {sim_sd:.3f})")
-    for shared in (False, True):
+    if "rq1" in parts:
+        sim_sd = np.std([np.mean([rng.binomial(32, expit(a + 0.3 + rng.normal(0, noise))) / 32 for _ in range(3)])
+                         - rng.binomial(32, expit(a)) / 32 for a in rng.normal(mu, tau, 20_000)])
+        print(f"closed form, pass@1 gap, 300 problems, 3 seeds, seed SD 0.1 logit: half-width "
+              f"{analytic_half_width(sim_sd, 300, [pass1_sd_of_seed_shift(mu, tau, 0.1, rng)], [3]):.4f} "
+              f"(per-problem SD of the difference {sim_sd:.3f})")
+    for shared in ((False, True) if "rq5" in parts else ()):
         for seed_sd in (0.1, 0.2):
             pts = pass1_sd_of_seed_shift(mu, tau, seed_sd, rng)
             label = "shared" if shared else None
@@ -117,6 +131,16 @@ def main() -> None:
             lo = r["mean_estimate"] - r["moment"]["mean_half_width"]
             hi = r["mean_estimate"] + r["moment"]["mean_half_width"]
             print(f"  typical moment interval [{lo * 100:+.2f}, {hi * 100:+.2f}] points")
+    if "rq2" in parts:
+        resid = rq2_residual_sd()
+        print(f"RQ2 calibration: base solve rate around its OLS line on training fraction, one seed of the "
+              f"tiny reference: residual SD {resid:.3f}")
+        for n_seeds in (3, 5):
+            for slope_sd in (0.0, 0.05, 0.1):
+                r = simulate_trend(n_seeds, 150, -0.1, resid, seed_slope_sd=slope_sd, seed_sd=0.03,
+                                   n_sims=args.sims, n_bootstrap=200, seed=3)
+                print(f"RQ2: {n_seeds} seeds x 150 questions, true slope -0.10, seed slope SD {slope_sd}: " + "  | ".join(
+                    f"{m}: hw {v['mean_half_width']:.3f} cov {v['coverage']:.2f} pow {v['power']:.2f}" for m, v in r.items()))
     print(f"total {time.time() - t0:.0f} s")
 
 
