@@ -238,7 +238,9 @@ def rq2_difficulty_trend(rows: Sequence[dict], total_steps: Mapping, model: str,
     """Slope of the `model`'s solve rate on a question against the training fraction at which it was
     proposed, pooled over seeds. Rows: {seed, qid, step, model, solve_rate, lengths}. Returns the OLS
     slope with seed-clustered errors ("clustered") and with a two-stage bootstrap over seeds and
-    questions within seed ("bootstrap"). Harder questions later = negative slope."""
+    questions within seed ("bootstrap"). Harder questions later = negative slope. With 3 seeds the
+    bootstrap under-covers when seeds differ in slope (power.simulate_trend); use "clustered"
+    for the verdict."""
     a = _question_arrays(rows, total_steps, model)
     X = np.column_stack([np.ones_like(a["frac"]), a["frac"]])
     ols = clustered_ols(a["solve_rate"], X, a["seed"], ["intercept", "slope"])
