@@ -131,6 +131,7 @@ def test_leash_check_with_an_injected_sampler():
     with pytest.raises(ValueError, match="fewer than"):
         leash_check(lambda ids, n: SampleCounts(list(ids), np.full(len(ids), 10), np.zeros(len(ids), int)), ["a"], 256)
     assert leash_check(sample_base, [], 256).n_subset == 0
+    assert leash_check(sample_base, ["a"], n=16, min_n=16).still_unsolved == ["a"]  # a smoke-test size
 
 
 # ------------------------------------------------------------------------------------- RQ2
@@ -235,5 +236,8 @@ def test_rq5_paired_by_seed():
     assert out["n_problems"] == 300 and out["seeds"] == [0, 1, 2]
     assert out["moment"].estimate == pytest.approx(np.mean(manual))
     assert out["moment_excludes_0"] == (not out["moment"].ci_low <= 0 <= out["moment"].ci_high)
+    assert out["notes"] == []
+    partial = rq5_comparison(ref, {**var, 7: var[0]}, k=1, n_bootstrap=200)
+    assert partial["seeds"] == [0, 1, 2] and "[7]" in partial["notes"][0]
     with pytest.raises(ValueError, match="two seeds"):
         rq5_comparison({0: ref[0]}, {0: var[0]})

@@ -182,11 +182,13 @@ class LeashResult:
         return (float(r.low), float(r.high))
 
 
-def leash_check(sample_base: Callable[[list[str], int], SampleCounts], subset: Sequence[str], n: int = 256) -> LeashResult:
+def leash_check(sample_base: Callable[[list[str], int], SampleCounts], subset: Sequence[str], n: int = 256,
+                min_n: int = 256) -> LeashResult:
     """Sample the base `n` times on each subset problem (`sample_base(ids, n)` returns its counts)
-    and report the problems it still never solves."""
-    if n < 256:
-        raise ValueError(f"the leash check needs n >= 256 samples per problem (paper Appendix C), got {n}")
+    and report the problems it still never solves. `min_n` (256, paper Appendix C) may be lowered
+    only by a smoke-test preset, which must then say so."""
+    if n < min_n:
+        raise ValueError(f"the leash check needs n >= {min_n} samples per problem (paper Appendix C: 256), got {n}")
     subset = list(subset)
     if not subset:
         return LeashResult(0, n, [], {})
@@ -312,6 +314,7 @@ def rq5_comparison(reference: Mapping, variant: Mapping, k: int = 1, n_bootstrap
     differences and the crossed-design moment interval; reports whether each interval excludes 0
     and excludes the paper's effect."""
     seeds = sorted(set(reference) & set(variant), key=str)
+    unpaired = sorted(set(reference) ^ set(variant), key=str)
     if len(seeds) < 2:
         raise ValueError(f"need at least two seeds both arms were trained with, got {seeds}")
     ids = shared_problems([reference[s] for s in seeds] + [variant[s] for s in seeds])
@@ -322,7 +325,8 @@ def rq5_comparison(reference: Mapping, variant: Mapping, k: int = 1, n_bootstrap
     per_seed = arms["variant"].values[:, :, 0].mean(axis=1) - arms["reference"].values[:, :, 0].mean(axis=1)
     t = seed_t_interval(per_seed, label=f"variant - reference pass@{k} (t over seeds)")
     m = moment_contrast(arms, [("variant", 0, 1.0), ("reference", 0, -1.0)], f"variant - reference pass@{k} (moment)")
-    out = {"seeds": seeds, "n_problems": len(ids), "per_seed_difference": per_seed.tolist(), "paper_effect": paper_effect}
+    out = {"seeds": seeds, "n_problems": len(ids), "per_seed_difference": per_seed.tolist(), "paper_effect": paper_effect,
+           "notes": [f"seeds left out (only one arm has them): {unpaired}"] if unpaired else []}
     for name, e in (("bootstrap", est), ("moment", m), ("t_over_seeds", t)):
         out[name] = e
         out[f"{name}_excludes_0"] = not (e.ci_low <= 0 <= e.ci_high)
