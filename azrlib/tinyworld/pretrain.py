@@ -84,6 +84,9 @@ class PretrainConfig:
                                                           "(null: proposer_ratio; a program drawn again gets its "
                                                           "inputs in another order). 1.0 raised valid induction "
                                                           "proposals from 0.13 to 0.20-0.24 (design C, README)")
+    numbered_inputs: bool = option(False, "induction proposals number their ten ```input blocks (#1 ... #10 "
+                                          "before each block; text the parser ignores): a counting aid, as longer "
+                                          "training made the model write 11-13 blocks (design E)")
     prompt_loss_weight: float = option(0.1, "loss weight of prompt tokens (completions weigh 1): the answers "
                                             "are what the model must learn; prompts are mostly repeated text")
 
@@ -332,7 +335,8 @@ def pretrain_tiny(cfg: PretrainConfig, benchmark_out: str | None = None, resume:
     with Executor() as ex:
         built = tw.build_corpus(ex, cfg.n_programs, cfg.seed, induction_share=cfg.induction_share)
         docs = tw.build_documents(built, cfg.seed, proposer_ratio=cfg.proposer_ratio,
-                                  induction_proposer_ratio=cfg.induction_proposer_ratio)
+                                  induction_proposer_ratio=cfg.induction_proposer_ratio,
+                                  numbered_inputs=cfg.numbered_inputs)
         documents = [d.text for d in docs]
         bench = tw.build_benchmark(ex, exclude=built) if benchmark_out else None  # TASK_SOURCE's fixed seed
     corpus_s = time.perf_counter() - t0
