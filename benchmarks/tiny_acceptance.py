@@ -1,6 +1,7 @@
 """[TRAIN] acceptance on the tiny world: does a trained checkpoint beat its base?
 
     .venv/bin/python benchmarks/tiny_acceptance.py MODEL_DIR [--base data/tiny_base] [--per-type 300]
+    .venv/bin/python benchmarks/tiny_acceptance.py --base-only [--base DIR] [--benchmark data/tinyworld/benchmark_ood.jsonl]
 
 Samples base and model on the held-out tiny-world benchmark (`per_type` tasks per type, evenly
 over the levels; all 300 by default) at temperature 1.0 with 8 samples per task (the issue's
@@ -8,6 +9,8 @@ protocol: the training temperature, not the RQ1 pass@k one), checks every sample
 and prints per task type the mean solve rate of each model and the paired bootstrap 95% CI over
 tasks of the difference (`azr passk --vs`, k=1). Results go to `--out` (default
 runs/acceptance/<model name>/); an existing eval file there is reused (azr eval resumes).
+`--base-only`: the base's solve rate alone, with a bootstrap 95% CI over tasks (e.g. on the
+out-of-distribution split, data/tinyworld/benchmark_ood.jsonl).
 """
 
 from __future__ import annotations
@@ -60,9 +63,25 @@ def compare(base: Path, model: Path, bootstrap: int) -> dict:
     return out
 
 
+def solve_rates(results: Path, bootstrap: int) -> dict:
+    """Per type: pass@1 of one model's eval file with its bootstrap 95% CI over tasks."""
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for t in TYPES:
+            rows = [line for line in results.read_text().splitlines() if json.loads(line)["problem_id"].startswith(t + "/")]
+            part = Path(tmp, f"{t}.jsonl")
+            part.write_text("\n".join(rows) + "\n")
+            res = subprocess.run([sys.executable, "-m", "azrlib.cli", "passk", str(part), "--k", "1",
+                                  "--bootstrap", str(bootstrap), "--json"], check=True, cwd=ROOT, capture_output=True,
+                                 text=True)
+            out[t] = json.loads(res.stdout)
+    return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("model", help="trained checkpoint directory")
+    p.add_argument("model", nargs="?", help="trained checkpoint directory")
+    p.add_argument("--base-only", action="store_true", help="evaluate the base alone (no model)")
     p.add_argument("--base", default="data/tiny_base")
     p.add_argument("--benchmark", default="data/tinyworld/benchmark.jsonl")
     p.add_argument("--per-type", type=int, default=300)
@@ -73,11 +92,21 @@ def main() -> int:
     p.add_argument("--bootstrap", type=int, default=10000)
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
-    out = args.out or ROOT / "runs" / "acceptance" / Path(args.model).resolve().parent.parent.name
+    if (args.model is None) != args.base_only:
+        p.error("give a MODEL directory, or --base-only")
+    name = Path(args.benchmark).stem if args.base_only else Path(args.model).resolve().parent.parent.name
+    out = args.out or ROOT / "runs" / "acceptance" / name
     out.mkdir(parents=True, exist_ok=True)
     subset = out / "tasks.jsonl"
     write_subset(ROOT / args.benchmark, subset, args.per_type)
     evaluate(args.base, subset, out / "base.jsonl", args)
+    if args.base_only:
+        rates = solve_rates(out / "base.jsonl", args.bootstrap)
+        print(f"{args.benchmark}, T=1.0, n={args.n}, up to {args.per_type} tasks per type; base {args.base}")
+        for t, r in rates.items():
+            print(f"{t:10s} {json.dumps(r)}")
+        (out / "base_rates.json").write_text(json.dumps(rates, indent=1))
+        return 0
     evaluate(args.model, subset, out / "model.jsonl", args)
     result = compare(out / "base.jsonl", out / "model.jsonl", args.bootstrap)
     print(f"held-out tiny world, T=1.0, n={args.n}, {args.per_type} tasks per type; base {args.base} vs {args.model}")

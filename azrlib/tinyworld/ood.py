@@ -11,7 +11,7 @@ expression has the shape (names canonicalized, constants blanked) of any express
 reference pretraining programs (`reference_programs`: the corpus's candidate stream, a superset of
 what any corpus of that size keeps) is dropped. The seed reference of self-play, AZR's zero triplet
 (`def f(a): return a`), composes nothing. `tests/test_tinyworld_ood.py` checks the committed file
-against the pretraining stream.
+against the pretraining stream. Rebuild: `python -m azrlib.tinyworld.ood` (deterministic).
 
 Tasks: one per program (deduction, abduction or induction, filling the type whose quota is least
 filled), balanced over the three return kinds, validated like the benchmark (`validate.py`);
@@ -158,3 +158,25 @@ def build_ood_benchmark(executor, per_type: int = OOD_PER_TYPE, seed: int = OOD_
 def check_disjoint(tasks: Sequence[Task], reference: set[str]) -> list[str]:
     """Programs among `tasks` whose returned composition appears in `reference` (should be none)."""
     return [t.program for t in tasks if returned_shape(t.program) in reference]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m azrlib.tinyworld.ood [--out FILE]`: rebuild the committed split (deterministic)."""
+    import argparse
+
+    from azrlib.sandbox import Executor
+    from azrlib.tinyworld.benchmark import save_benchmark
+
+    ap = argparse.ArgumentParser(description="rebuild the out-of-distribution tiny-world split")
+    ap.add_argument("--out", default="data/tinyworld/benchmark_ood.jsonl")
+    ap.add_argument("--per-type", type=int, default=OOD_PER_TYPE)
+    args = ap.parse_args(argv)
+    with Executor() as ex:
+        split = build_ood_benchmark(ex, per_type=args.per_type)
+    save_benchmark(args.out, split)
+    print({t: len(v) for t, v in split.items()}, "->", args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

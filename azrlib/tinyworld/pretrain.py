@@ -316,7 +316,11 @@ def _save_checkpoint(out: Path, snapshot: dict, extra: dict) -> None:
     tmp = directory / "state.pt.tmp"
     torch.save({**snapshot, **extra}, tmp)
     os.replace(tmp, directory / "state.pt")  # a kill mid-write leaves the previous checkpoint intact
-    (directory / "progress.json").write_text(json.dumps({"step": snapshot["step"], "seconds": snapshot["seconds"]}))
+    last = snapshot["losses"][-1] if snapshot["losses"] else {}
+    progress = {"step": snapshot["step"], "seconds": snapshot["seconds"], "loss": last.get("loss"),
+                "completion_loss": last.get("completion_loss")}
+    (directory / "progress.json").write_text(json.dumps(progress))
+    print(f"checkpoint: {json.dumps(progress)}", flush=True)
 
 
 def pretrain_tiny(cfg: PretrainConfig, benchmark_out: str | None = None, resume: bool = False,
