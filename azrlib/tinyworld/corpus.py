@@ -26,7 +26,7 @@ from azrlib.tinyworld.benchmark import (
     SHARED_PROGRAM_LEVELS, TASK_SOURCE, TaskSource, build_benchmark, load_benchmark, rlvr_tasks, save_benchmark,
 )
 from azrlib.tinyworld.documents import (
-    DOCUMENT_FORMS, Document, build_documents, document_stats, numbered_proposal_answer, pretraining_documents,
+    DOCUMENT_FORMS, NUMBERED_THINK, Document, build_documents, document_stats, numbered_proposal_answer, pretraining_documents,
     verify_documents,
 )
 from azrlib.tinyworld.holdout import HOLDOUT_FRACTION, holdout_key, is_benchmark_side, normalize_program, program_skeleton
@@ -43,7 +43,7 @@ from azrlib.tinyworld.validate import (
 __all__ = [
     "ARG_KINDS", "DOCUMENT_FORMS", "HOLDOUT_FRACTION", "LEVELS", "MAX_OUTPUT_CHARS", "MAX_TRACE_EVENTS",
     "MAX_TRACE_LINES", "MIN_INDUCTION_DISTINCT_OUTPUTS", "N_INDUCTION_CANDIDATES", "N_INDUCTION_PAIRS",
-    "N_TRIPLET_INPUTS", "RUN_TIMEOUT_S", "SHARED_PROGRAM_LEVELS", "TASKS_PER_PROGRAM", "TASK_SOURCE", "VALIDATION",
+    "N_TRIPLET_INPUTS", "NUMBERED_THINK", "RUN_TIMEOUT_S", "SHARED_PROGRAM_LEVELS", "TASKS_PER_PROGRAM", "TASK_SOURCE", "VALIDATION",
     "Corpus", "Document", "ProgramSpec", "Task", "TaskSource", "build_benchmark", "build_corpus", "build_documents",
     "compute_traces", "document_stats", "format_trace", "generate_program", "generate_programs", "holdout_key",
     "instrument_program", "is_benchmark_side", "load_benchmark", "normalize_program", "numbered_proposal_answer",

@@ -86,11 +86,17 @@ def _check_document(doc: Document) -> str | None:
     return None if parsed.answer == expected else "answer differs"
 
 
-def numbered_proposal_answer(task: Task, think_text: str) -> str:
+# the think of a numbered induction proposal: short, because the numbers cost ~30 tokens and the
+# tiny preset caps proposals at 320 (the unnumbered think repeats the message, ~35 tokens)
+NUMBERED_THINK = "ten inputs, then the hint"
+
+
+def numbered_proposal_answer(task: Task, think_text: str = NUMBERED_THINK) -> str:
     """An induction proposal whose ten ```input blocks are numbered (`#1` ... `#10`, each on the
     line before its block): a counting aid for a tiny model, which otherwise writes 9 or 11-13
     blocks once it is trained longer. Departs from AZR's gold format only in the text between
-    blocks, which the parser ignores (`parsing.find_blocks`); prompts are unchanged."""
+    blocks, which the parser ignores (`parsing.find_blocks`), and in a short think
+    (`NUMBERED_THINK`) instead of the message repeated; prompts are unchanged."""
     blocks = [f"#{i}\n" + templates.fence("input", x) for i, x in enumerate(task.inputs, 1)]
     return templates.render_completion("\n".join(blocks + [templates.fence("message", task.message)]), think_text)
 
@@ -104,7 +110,7 @@ def build_documents(corpus: Corpus, seed: int = 0, style: str = "compact", propo
     (None: `proposer_ratio`) overrides it for induction; with it, a program drawn again for an
     induction proposal gets its inputs in another order. Shuffled; deterministic for a seed.
     `numbered_inputs`: induction proposals number their input blocks (`#1` ... `#10` on the line
-    before each ```input), a counting aid (see `numbered_proposal_answer`).
+    before each ```input) after a short think, a counting aid (see `numbered_proposal_answer`).
     Every document is parsed back; one that does not round-trip raises (a bug here)."""
     rng = random.Random(f"tinyworld-docs:{seed}")
     docs: list[Document] = []
@@ -150,7 +156,7 @@ def build_documents(corpus: Corpus, seed: int = 0, style: str = "compact", propo
                         references.append(ref)
                 prompt = templates.propose_prompt(task_type, references, style=style, banned_modules=banned_modules)
             if numbered_inputs and task_type == "induction":
-                completion = numbered_proposal_answer(proposal, _proposer_think(proposal))
+                completion = numbered_proposal_answer(proposal, NUMBERED_THINK)
             else:
                 completion = templates.render_proposal_answer(proposal, _proposer_think(proposal))
             docs.append(Document(f"propose_{task_type}", prompt, completion, proposal, proposal.meta["level"]))
