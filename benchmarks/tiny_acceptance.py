@@ -63,18 +63,23 @@ def compare(base: Path, model: Path, bootstrap: int) -> dict:
     return out
 
 
-def solve_rates(results: Path, bootstrap: int) -> dict:
-    """Per type: pass@1 of one model's eval file with its bootstrap 95% CI over tasks."""
+def solve_rates(results: Path, bootstrap: int, seed: int = 0) -> dict:
+    """Per type: the mean solve rate over tasks (pass@1 from n samples) of one model's eval file,
+    with a percentile bootstrap 95% CI over tasks."""
+    import numpy as np
+
+    per_task: dict[str, list[bool]] = {}
+    for line in results.read_text().splitlines():
+        row = json.loads(line)
+        per_task.setdefault(row["problem_id"], []).append(bool(row["correct"]))
+    rng = np.random.default_rng(seed)
     out = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for t in TYPES:
-            rows = [line for line in results.read_text().splitlines() if json.loads(line)["problem_id"].startswith(t + "/")]
-            part = Path(tmp, f"{t}.jsonl")
-            part.write_text("\n".join(rows) + "\n")
-            res = subprocess.run([sys.executable, "-m", "azrlib.cli", "passk", str(part), "--k", "1",
-                                  "--bootstrap", str(bootstrap), "--json"], check=True, cwd=ROOT, capture_output=True,
-                                 text=True)
-            out[t] = json.loads(res.stdout)
+    for t in TYPES:
+        rates = np.array([np.mean(v) for k, v in sorted(per_task.items()) if k.startswith(t + "/")])
+        means = rng.choice(rates, size=(bootstrap, len(rates))).mean(axis=1)
+        out[t] = {"solve_rate": float(rates.mean()), "ci_low": float(np.quantile(means, 0.025)),
+                  "ci_high": float(np.quantile(means, 0.975)), "n_tasks": len(rates),
+                  "mixed": float(np.mean((rates > 0) & (rates < 1)))}
     return out
 
 
@@ -104,7 +109,8 @@ def main() -> int:
         rates = solve_rates(out / "base.jsonl", args.bootstrap)
         print(f"{args.benchmark}, T=1.0, n={args.n}, up to {args.per_type} tasks per type; base {args.base}")
         for t, r in rates.items():
-            print(f"{t:10s} {json.dumps(r)}")
+            print(f"{t:10s} {r['solve_rate']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] over {r['n_tasks']} tasks; "
+                  f"mixed (0 < solved < n) {r['mixed']:.2f}")
         (out / "base_rates.json").write_text(json.dumps(rates, indent=1))
         return 0
     evaluate(args.model, subset, out / "model.jsonl", args)
