@@ -212,7 +212,7 @@ def test_killed_run_resumes_bit_for_bit(small_run, tmp_path):
     assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    killed_at = json.loads(progress.read_text())["step"]
+    killed_at = torch.load(out / CHECKPOINT_DIR / "state.pt", weights_only=True)["step"]  # what resume starts from
     assert 3 <= killed_at < cfg.max_steps and not (out / "pretrain.json").exists()
     resumed = subprocess.run(cmd + args + ["--resume"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
