@@ -53,6 +53,28 @@ PUBLIC_CHECKPOINTS: dict[str, PublicCheckpoint] = {c.hub_id: c for c in (
 )}
 
 
+ALLOW_PARTIAL_ENV = "AZR_ALLOW_PARTIAL_BASE"
+
+
+class PartialBaseError(ValueError):
+    """A base whose pretraining was cut short, used where a finished base is expected."""
+
+
+def refuse_partial_base(path: str | Path) -> str:
+    """`path`, unless it holds a base whose pretraining stopped early (`pretrain.json` with
+    `"complete": false`, as `azr pretrain-tiny` writes when its time guard cuts the schedule):
+    such weights are not the recipe's result. AZR_ALLOW_PARTIAL_BASE=1 lets one through."""
+    import json
+
+    record = Path(path) / "pretrain.json"
+    if record.is_file() and json.loads(record.read_text()).get("complete", True) is False:
+        if os.environ.get(ALLOW_PARTIAL_ENV) != "1":
+            raise PartialBaseError(f"{path} is a partial base (pretrain.json: complete=false, its pretraining was "
+                                   f"cut short): finish it with `azr pretrain-tiny --out {path} ... --resume`, or "
+                                   f"set {ALLOW_PARTIAL_ENV}=1 to train from it anyway")
+    return str(path)
+
+
 class ModelNotFoundError(FileNotFoundError):
     """A model name that is neither a local path nor available offline; the message says how to get it."""
 

@@ -1,6 +1,7 @@
 """[TRAIN] acceptance on the tiny world: does a trained checkpoint beat its base?
 
     .venv/bin/python benchmarks/tiny_acceptance.py MODEL_DIR [--base data/tiny_base] [--per-type 300]
+    .venv/bin/python benchmarks/tiny_acceptance.py --base-only [--base DIR] [--benchmark data/tinyworld/benchmark_ood.jsonl]
 
 Samples base and model on the held-out tiny-world benchmark (`per_type` tasks per type, evenly
 over the levels; all 300 by default) at temperature 1.0 with 8 samples per task (the issue's
@@ -8,6 +9,8 @@ protocol: the training temperature, not the RQ1 pass@k one), checks every sample
 and prints per task type the mean solve rate of each model and the paired bootstrap 95% CI over
 tasks of the difference (`azr passk --vs`, k=1). Results go to `--out` (default
 runs/acceptance/<model name>/); an existing eval file there is reused (azr eval resumes).
+`--base-only`: the base's solve rate alone, with a bootstrap 95% CI over tasks (e.g. on the
+out-of-distribution split, data/tinyworld/benchmark_ood.jsonl).
 """
 
 from __future__ import annotations
@@ -60,9 +63,30 @@ def compare(base: Path, model: Path, bootstrap: int) -> dict:
     return out
 
 
+def solve_rates(results: Path, bootstrap: int, seed: int = 0) -> dict:
+    """Per type: the mean solve rate over tasks (pass@1 from n samples) of one model's eval file,
+    with a percentile bootstrap 95% CI over tasks."""
+    import numpy as np
+
+    per_task: dict[str, list[bool]] = {}
+    for line in results.read_text().splitlines():
+        row = json.loads(line)
+        per_task.setdefault(row["problem_id"], []).append(bool(row["correct"]))
+    rng = np.random.default_rng(seed)
+    out = {}
+    for t in TYPES:
+        rates = np.array([np.mean(v) for k, v in sorted(per_task.items()) if k.startswith(t + "/")])
+        means = rng.choice(rates, size=(bootstrap, len(rates))).mean(axis=1)
+        out[t] = {"solve_rate": float(rates.mean()), "ci_low": float(np.quantile(means, 0.025)),
+                  "ci_high": float(np.quantile(means, 0.975)), "n_tasks": len(rates),
+                  "mixed": float(np.mean((rates > 0) & (rates < 1)))}
+    return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("model", help="trained checkpoint directory")
+    p.add_argument("model", nargs="?", help="trained checkpoint directory")
+    p.add_argument("--base-only", action="store_true", help="evaluate the base alone (no model)")
     p.add_argument("--base", default="data/tiny_base")
     p.add_argument("--benchmark", default="data/tinyworld/benchmark.jsonl")
     p.add_argument("--per-type", type=int, default=300)
@@ -73,11 +97,22 @@ def main() -> int:
     p.add_argument("--bootstrap", type=int, default=10000)
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
-    out = args.out or ROOT / "runs" / "acceptance" / Path(args.model).resolve().parent.parent.name
+    if (args.model is None) != args.base_only:
+        p.error("give a MODEL directory, or --base-only")
+    name = Path(args.benchmark).stem if args.base_only else Path(args.model).resolve().parent.parent.name
+    out = args.out or ROOT / "runs" / "acceptance" / name
     out.mkdir(parents=True, exist_ok=True)
     subset = out / "tasks.jsonl"
     write_subset(ROOT / args.benchmark, subset, args.per_type)
     evaluate(args.base, subset, out / "base.jsonl", args)
+    if args.base_only:
+        rates = solve_rates(out / "base.jsonl", args.bootstrap)
+        print(f"{args.benchmark}, T=1.0, n={args.n}, up to {args.per_type} tasks per type; base {args.base}")
+        for t, r in rates.items():
+            print(f"{t:10s} {r['solve_rate']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] over {r['n_tasks']} tasks; "
+                  f"mixed (0 < solved < n) {r['mixed']:.2f}")
+        (out / "base_rates.json").write_text(json.dumps(rates, indent=1))
+        return 0
     evaluate(args.model, subset, out / "model.jsonl", args)
     result = compare(out / "base.jsonl", out / "model.jsonl", args.bootstrap)
     print(f"held-out tiny world, T=1.0, n={args.n}, {args.per_type} tasks per type; base {args.base} vs {args.model}")

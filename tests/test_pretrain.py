@@ -1,15 +1,27 @@
 """azr pretrain-tiny on a small budget: a loadable HF checkpoint, a whitespace-exact tokenizer,
-a falling loss, determinism for a fixed number of steps, and prompt tokens down-weighted."""
+a falling loss, determinism for a fixed number of steps, prompt tokens down-weighted, resume after
+a stop or a kill equal to an uninterrupted run, a partial base refused, precision by capability."""
 
 import json
+import os
 import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
 
 from azrlib.config import load_config
 from azrlib.models import load_tokenizer
-from azrlib.tinyworld.pretrain import PretrainConfig, pack_documents, pretrain_tiny, train_tokenizer
+from azrlib.tinyworld.pretrain import (
+    CHECKPOINT_DIR, PretrainConfig, choose_precision, pack_documents, pretrain_tiny,
+)
+from azrlib.tinyworld.tokenizer import train_tokenizer
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +31,7 @@ def small_run(tmp_path_factory):
         "out": str(out / "a"), "n_programs": 300, "vocab_size": 400, "hidden_size": 32, "num_layers": 2,
         "num_heads": 4, "num_kv_heads": 2, "intermediate_size": 64, "seq_len": 128, "batch_size": 4,
         "max_steps": 60, "time_budget_s": 600, "threads": 1, "warmup_steps": 5, "lr": 1e-2,
-        "compile": False})  # compiling costs more than these 60 steps
+        "compile": False, "precision": "fp32"})  # compiling costs more than these 60 steps
     path = pretrain_tiny(cfg, benchmark_out=str(out / "bench.jsonl"))
     return cfg, path, out
 
@@ -59,20 +71,14 @@ def test_same_seed_same_weights_for_a_fixed_step_count(small_run, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_packing_keeps_documents_whole_and_weights_prompts():
+def test_packing_is_one_stream_with_prompts_down_weighted():
     docs = [([1, 2, 3], [4, 5]), ([6], [7]), ([8, 9, 10], [11, 12])]
-    ids, w = pack_documents(docs, seq_len=8, eos_id=0, rng=random.Random(0), prompt_weight=0.1)
-    assert ids.shape[1] == 8
-    rows = [r.tolist() for r in ids]
-    for prompt, completion in docs:  # every document sits inside one row, in one piece
-        doc = prompt + completion + [0]
-        assert any(any(r[i:i + len(doc)] == doc for i in range(len(r))) for r in rows)
-    weight_of = {t: float(wt) for r, wr in zip(ids, w) for t, wt in zip(r.tolist(), wr.tolist()) if t}
-    assert weight_of[1] == weight_of[6] == weight_of[8] == pytest.approx(0.1)
-    assert weight_of[4] == weight_of[7] == weight_of[12] == 1.0
-    assert float(w[ids == 0].min()) == 0.0  # padding tails carry no loss
-    stream, sw = pack_documents(docs, seq_len=4, eos_id=0, rng=random.Random(0), prompt_weight=0.1, whole=False)
+    stream, sw = pack_documents(docs, seq_len=4, eos_id=0, rng=random.Random(0), prompt_weight=0.1)
     assert stream.shape == (3, 4)  # 15 tokens in all, cut every 4, the tail dropped
+    order = [0, 1, 2]
+    random.Random(0).shuffle(order)  # the same shuffle pack_documents makes
+    expected = [t for k in order for t in docs[k][0] + docs[k][1] + [0]][:12]
+    assert stream.flatten().tolist() == expected
     for tok, wt in zip(stream.flatten().tolist(), sw.flatten().tolist()):
         assert wt == (pytest.approx(0.1) if tok in (1, 2, 3, 6, 8, 9, 10) else 1.0)
 
@@ -94,38 +100,6 @@ def test_a_value_tokenizes_alike_in_prompt_trace_and_answer():
     assert "word" in "".join(pieces(" word='da'")) and len(pieces(" word")) == 1  # code words still merge
     code = "def f(a):\n    return  a  *  2\n\n"
     assert tok.decode(tok(code, add_special_tokens=False)["input_ids"]) == code
-
-
-def test_bytelevel_split_is_still_available_and_unknown_split_refused():
-    tok = train_tokenizer(["x = 'da'\n"] * 20, vocab_size=300, split="bytelevel")
-    assert tok.decode(tok("x = 'da'")["input_ids"]) == "x = 'da'"
-    with pytest.raises(ValueError, match="tokenizer_split"):
-        train_tokenizer(["x"], vocab_size=300, split="chars")
-
-
-def test_two_gloo_ranks_take_the_same_first_step_and_are_deterministic(small_run, tmp_path):
-    """ranks=2: each rank trains on half of every batch with the whole batch's normalizer, so
-    step 1 (same init, same batch) has the one-process loss; two 2-rank runs give equal weights."""
-    from safetensors.torch import load_file
-    cfg, path, _ = small_run
-    two = {**cfg.__dict__, "ranks": 2, "threads": 1, "max_steps": 20}
-    a = pretrain_tiny(load_config(PretrainConfig, {**two, "out": str(tmp_path / "a")}))
-    b = pretrain_tiny(load_config(PretrainConfig, {**two, "out": str(tmp_path / "b")}))
-    one = json.loads((path / "pretrain.json").read_text())["losses"]
-    rec = json.loads((a / "pretrain.json").read_text())
-    assert rec["steps"] == 20 and rec["config"]["ranks"] == 2
-    assert abs(rec["losses"][0]["loss"] - one[0]["loss"]) < 1e-3
-    assert rec["losses"][-1]["loss"] < 0.8 * rec["losses"][0]["loss"]
-    wa, wb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
-    assert all(torch.equal(wa[k], wb[k]) for k in wa)
-
-
-def test_batch_not_divisible_by_ranks_is_refused(small_run, tmp_path):
-    from azrlib.tinyworld.pretrain import train_model
-    cfg, _, _ = small_run
-    bad = load_config(PretrainConfig, {**cfg.__dict__, "batch_size": 3})
-    with pytest.raises(ValueError, match="not divisible by ranks"):
-        train_model(torch.nn.Linear(2, 2), lambda epoch: None, bad, world=2)
 
 
 SAMPLE = ("Think in <think> </think>, then answer in <answer> </answer>.\nUser: Give what f returns for the input, "
@@ -158,3 +132,111 @@ def test_hf_sampler_loads_the_saved_tokenization():
     path = Path(__file__).resolve().parents[1] / "data" / "tiny_base"
     ids = Tokenizer.from_file(str(path / "tokenizer.json")).encode(SAMPLE).ids
     assert HFSampler(str(path)).tokenizer(SAMPLE, add_special_tokens=False)["input_ids"] == ids
+
+
+def _weights(path):
+    from safetensors.torch import load_file
+    return load_file(Path(path) / "model.safetensors")
+
+
+def _same_weights(a, b) -> bool:
+    wa, wb = _weights(a), _weights(b)
+    return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_loss_record_says_complete_precision_and_cpu(small_run):
+    _, path, _ = small_run
+    record = json.loads((path / "pretrain.json").read_text())
+    assert record["complete"] is True and record["stop_reason"] is None
+    assert record["precision"] == "fp32" and record["cpu"]["model"] and "fp32" in record["reproducibility"]
+    assert not (path / CHECKPOINT_DIR).exists()  # a finished run leaves no resumable state behind
+
+
+def test_stopped_run_is_partial_refused_by_train_and_resumes_bit_for_bit(small_run, tmp_path, monkeypatch):
+    from azrlib.models import PartialBaseError, refuse_partial_base
+    from azrlib.trainer.trainer import resolve_model_path
+    cfg, path, _ = small_run
+    piece = load_config(PretrainConfig, {**cfg.__dict__, "out": str(tmp_path / "r")})
+    out = pretrain_tiny(piece, stop_after=23)
+    record = json.loads((out / "pretrain.json").read_text())
+    assert record["complete"] is False and record["steps"] == 23 and "resume" in record["resume_command"]
+    assert (out / CHECKPOINT_DIR / "state.pt").is_file()
+    monkeypatch.delenv("AZR_ALLOW_PARTIAL_BASE", raising=False)
+    with pytest.raises(PartialBaseError, match="complete=false"):
+        resolve_model_path(str(out))  # what `azr train` resolves its model with
+    monkeypatch.setenv("AZR_ALLOW_PARTIAL_BASE", "1")
+    assert refuse_partial_base(out) == str(out)
+    assert refuse_partial_base(ROOT / "data" / "tiny_base")  # no "complete" key: a finished base
+    with pytest.raises(FileExistsError, match="--resume"):
+        pretrain_tiny(piece)  # starting over would silently drop the unfinished run
+    with pytest.raises(ValueError, match="lr"):
+        pretrain_tiny(load_config(PretrainConfig, {**piece.__dict__, "lr": 0.5}), resume=True)
+    pretrain_tiny(piece, resume=True, stop_after=20)  # a second piece: 23 -> 43
+    final = pretrain_tiny(piece, resume=True)
+    record = json.loads((final / "pretrain.json").read_text())
+    assert record["complete"] is True and record["steps"] == 60
+    assert [(p["first_step"], p["last_step"]) for p in record["pieces"]] == [(0, 23), (23, 43), (43, 60)]
+    assert _same_weights(final, path)
+    uninterrupted = json.loads((path / "pretrain.json").read_text())["losses"]
+    assert [x["loss"] for x in record["losses"]] == [x["loss"] for x in uninterrupted]
+    assert not (final / CHECKPOINT_DIR).exists()
+
+
+def test_resume_without_checkpoint_is_a_clear_error(small_run, tmp_path):
+    cfg, _, _ = small_run
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        pretrain_tiny(load_config(PretrainConfig, {**cfg.__dict__, "out": str(tmp_path / "none")}), resume=True)
+
+
+def test_killed_run_resumes_bit_for_bit(small_run, tmp_path):
+    """SIGKILL mid-run (no chance to save anything more), then --resume from the last periodic
+    checkpoint: the weights equal those of the uninterrupted run of the same length."""
+    cfg, path, _ = small_run
+    out = tmp_path / "k"
+    keys = {**cfg.__dict__, "checkpoint_every_s": 0}  # a checkpoint after every step
+    args = [f"{k}={'null' if v is None else str(v).lower() if isinstance(v, bool) else v}"
+            for k, v in keys.items() if k != "out"]
+    cmd = [sys.executable, "-m", "azrlib.cli", "pretrain-tiny", "--out", str(out), "--benchmark-out", ""]
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+    proc = subprocess.Popen(cmd + args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    progress = out / CHECKPOINT_DIR / "progress.json"
+    deadline = time.time() + 300
+    while proc.poll() is None and time.time() < deadline:
+        if progress.is_file():
+            try:
+                if json.loads(progress.read_text())["step"] >= 3:
+                    break
+            except (ValueError, KeyError):
+                pass  # caught mid-write
+        time.sleep(0.01)
+    assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = torch.load(out / CHECKPOINT_DIR / "state.pt", weights_only=True)["step"]  # what resume starts from
+    assert 3 <= killed_at < cfg.max_steps and not (out / "pretrain.json").exists()
+    resumed = subprocess.run(cmd + args + ["--resume"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    record = json.loads((out / "pretrain.json").read_text())
+    assert record["complete"] is True and [p["first_step"] for p in record["pieces"]] == [0, killed_at]
+    assert _same_weights(out, path)
+
+
+def test_bf16_run_resumes_bit_for_bit(small_run, tmp_path):
+    cfg, _, _ = small_run
+    keys = {**cfg.__dict__, "precision": "bf16", "max_steps": 8, "n_programs": 120}
+    whole = pretrain_tiny(load_config(PretrainConfig, {**keys, "out": str(tmp_path / "w")}))
+    piece = load_config(PretrainConfig, {**keys, "out": str(tmp_path / "p")})
+    pretrain_tiny(piece, stop_after=3)
+    resumed = pretrain_tiny(piece, resume=True)
+    assert json.loads((resumed / "pretrain.json").read_text())["precision"] == "bf16"
+    assert _same_weights(whole, resumed)
+
+
+def test_precision_auto_is_bf16_only_with_amx():
+    amx = {"flags": ["avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"]}
+    epyc = {"flags": ["avx2", "avx512f", "avx512_bf16"]}
+    assert choose_precision("auto", amx)[0] == "bf16"
+    assert choose_precision("auto", epyc)[0] == "fp32" and choose_precision("auto", {"flags": []})[0] == "fp32"
+    assert choose_precision("bf16", epyc) == ("bf16", "set in the config")
+    with pytest.raises(ValueError, match="precision"):
+        PretrainConfig(precision="fp16")

@@ -37,9 +37,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 def resolve_model_path(name: str) -> str:
     """A local directory (relative paths also tried from the project root), or a hub id found in
     $AZR_MODELS_DIR or the Hugging Face cache (azrlib.models; never downloads)."""
-    from azrlib.models import resolve_model
+    from azrlib.models import refuse_partial_base, resolve_model
 
-    return resolve_model(name)
+    return refuse_partial_base(resolve_model(name))
 
 
 def resolve_data_path(name: str) -> Path:
