@@ -37,6 +37,8 @@ class TrainConfig:
     top_p: float = option(1.0, "nucleus sampling (AZR: 1.0)")
     max_new_tokens_propose: int = option(8096, "response cap for proposer rollouts (AZR: 8096)")
     max_new_tokens_solve: int = option(8096, "response cap for solver rollouts (AZR: 8096)")
+    context_limit: int = option(0, "longest prompt + response in tokens (0: the model's own limit); a prompt that "
+                                   "cannot fit with its response cap is skipped alone (skipped/context)")
     n_shown: int = option(5, "induction pairs shown to the solver (the rest are hidden checks)")
 
     # rewards and advantages
@@ -111,6 +113,7 @@ class TrainConfig:
             (self.fsdp_param_dtype in ("float32", "bfloat16"), "fsdp_param_dtype must be float32 or bfloat16"),
             (self.rollout_engine in ("hf", "vllm"), f"rollout_engine must be hf or vllm, got {self.rollout_engine!r}"),
             (0 < self.vllm_gpu_memory_utilization <= 1, "vllm_gpu_memory_utilization must be in (0, 1]"),
+            (self.context_limit >= 0, "context_limit must be >= 0"),
             (self.logprob_check_every >= 0 and self.logprob_check_seqs >= 1, "logprob_check_every >= 0, logprob_check_seqs >= 1"),
             (not (self.parallel == "fsdp" and self.kl_coef), "kl_coef needs parallel=ddp (the reference model is not sharded; AZR: no KL)"),
         ]
