@@ -43,6 +43,8 @@ STOP = ["</answer>"]
 
 
 def load_tasks_jsonl(path: str | Path) -> list[Task]:
+    """Tasks from a JSONL file: rows of `Task.to_json`, or CRUXEval rows (`code`, `input`,
+    `output`), each of which gives a deduction and an abduction task on the same triplet."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"task file not found: {p}")
@@ -50,7 +52,11 @@ def load_tasks_jsonl(path: str | Path) -> list[Task]:
     for n, line in enumerate(p.read_text().splitlines(), 1):
         if line.strip():
             try:
-                out.append(Task.from_json(json.loads(line)))
+                row = json.loads(line)
+                if "task_type" not in row and {"code", "input", "output"} <= set(row):
+                    out += [Task(t, row["code"], (row["input"],), (row["output"],)) for t in ("deduction", "abduction")]
+                else:
+                    out.append(Task.from_json(row))
             except (ValueError, KeyError, TypeError) as e:
                 raise ValueError(f"{p}:{n}: not a task row ({e})") from None
     return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import time
@@ -42,7 +43,16 @@ def resolve_model_path(name: str) -> str:
     return resolve_model(name)
 
 
+DATA_ENV = "AZR_DATA_DIR"
+
+
 def resolve_data_path(name: str) -> Path:
+    """A data file named in the config: `$AZR_DATA_DIR/...` (the directory holding the public
+    benchmark data, docs/data.md), an existing path, or a path relative to the project root."""
+    if f"${DATA_ENV}" in name or f"${{{DATA_ENV}}}" in name:
+        if not os.environ.get(DATA_ENV):
+            raise FileNotFoundError(f"{name}: set {DATA_ENV} to the directory holding the data (docs/data.md)")
+        name = os.path.expandvars(name)
     p = Path(name)
     if p.exists():
         return p
