@@ -22,7 +22,7 @@ class TrainConfig:
     # what and where
     run_name: str = option("azr", "name of the run directory under out_dir")
     out_dir: str = option("runs", "where run directories are written")
-    model: str = option("data/tiny_base", "base model: a local HF directory or a hub id")
+    model: str = option("Qwen/Qwen2.5-Coder-7B", "base model: a local HF directory or a hub id (AZR's headline run: Qwen2.5-Coder-7B)")
     seed: int = option(0, "seed for sampling, buffers and torch (a seed fixes a CPU run)")
     steps: int = option(20, "training steps (one step = propose + solve for every task type)")
     task_types: tuple[str, ...] = option(TASK_TYPES, "task types trained (AZR: all three)")
