@@ -251,7 +251,7 @@ class Trainer:
         cfg = self.cfg
         if self.start_step == 0 and self.run.latest_checkpoint() is None:
             record = {"step": 0}
-            if cfg.mode == "selfplay" and cfg.seed_buffer_size:
+            if self.runner.source.proposes and cfg.seed_buffer_size:  # self-play only
                 record.update(self.runner.seed_buffers(cfg.seed_buffer_size, cfg.seed_buffer_rounds))
             if self.val_tasks:
                 record.update(self.validate(0))
