@@ -1,7 +1,8 @@
 """Frozen dataclass configs read from YAML, strictly.
 
 Every config class declares its fields with `option(default, "help")`; `load_config(cls, path)`
-reads a YAML file (optionally a preset name from `configs/`), applies `key=value` overrides, and
+reads a YAML file (optionally a preset name from `configs/`; a file may start from another under
+`base:` and list only what it changes), applies `key=value` overrides, and
 stops with a message naming the key when a key is unknown or a value has the wrong type. The
 resolved config is saved with every run (`config_to_dict`).
 """
@@ -57,21 +58,21 @@ def resolve_path(name_or_path: str | Path) -> Path:
     raise ConfigError(f"no config file {p} and no preset {name_or_path!r} (presets: {', '.join(known)})")
 
 
+BASE_KEY = "base"
+
+
 def load_config(cls, source: str | Path | dict | None = None, overrides: dict | list[str] | None = None):
     """Build `cls` from a YAML file / preset name / dict, then apply overrides (`key=value`
-    strings parsed as YAML scalars, or a dict)."""
+    strings parsed as YAML scalars, or a dict). A file (or dict) may name another preset or YAML
+    file under `base:`; its keys are read first and this file's keys override them."""
     data: dict = {}
     if isinstance(source, dict):
         data = dict(source)
+        if BASE_KEY in data:
+            base = data.pop(BASE_KEY)
+            data = {**read_yaml(base), **data}
     elif source is not None:
-        path = resolve_path(source)
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML ({e})") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping of keys to values")
-        data = loaded
+        data = read_yaml(source)
     if isinstance(overrides, list):
         parsed = {}
         for item in overrides:
@@ -82,6 +83,30 @@ def load_config(cls, source: str | Path | dict | None = None, overrides: dict | 
         overrides = parsed
     data.update(overrides or {})
     return from_dict(cls, data)
+
+
+def read_yaml(source: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
+    """The keys of a preset or YAML file, with its `base:` chain resolved (a base path is tried
+    relative to the file first, then as a preset name)."""
+    path = resolve_path(source)
+    if path.resolve() in _seen:
+        chain = " -> ".join(str(p) for p in (*_seen, path.resolve()))
+        raise ConfigError(f"{path}: its {BASE_KEY}: chain comes back to itself ({chain})")
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys to values")
+    base = loaded.pop(BASE_KEY, None)
+    if base is None:
+        return loaded
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"{path}: {BASE_KEY} must name a preset or a YAML file, got {base!r}")
+    sibling = path.parent / base
+    parent = read_yaml(sibling if sibling.suffix in (".yaml", ".yml") and sibling.is_file() else base,
+                       (*_seen, path.resolve()))
+    return {**parent, **loaded}
 
 
 def from_dict(cls, data: dict, where: str = ""):

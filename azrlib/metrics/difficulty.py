@@ -18,6 +18,8 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from azrlib.tasks.grade import grade_samples
+from azrlib.tasks.templates import solve_prompt
 from azrlib.tasks.types import Task
 
 
@@ -80,11 +82,9 @@ def evaluate_questions(questions: list[Question], models: dict[str, object], exe
                        settings: SamplingSettings = SamplingSettings(), make_sampler=None) -> list[dict]:
     """Rows {qid, step, bin, model, solve_rate, lengths, correct, settings} for every question and
     model, reading what the cache already holds and sampling the rest. `models` maps a name to a
-    model directory (or a ready Sampler); `make_sampler(path)` builds a Sampler (default HFSampler)."""
-    from azrlib.tasks.parsing import format_ok, parse_solver_answer
-    from azrlib.tasks.templates import solve_prompt
-    from azrlib.tasks.verify import verify_answers
-
+    ready Sampler or to a model path that `make_sampler(path)` turns into one (called only when
+    that model has questions left to sample, so a fully cached study loads no model). This module
+    builds no sampler itself: the caller chooses the engine."""
     cache_path = Path(cache_path)
     key = json.dumps(asdict(settings), sort_keys=True)
     cached: dict[tuple[str, str], dict] = {}
@@ -100,20 +100,19 @@ def evaluate_questions(questions: list[Question], models: dict[str, object], exe
     for name, model in models.items():
         todo = [q for q in questions if (name, q.qid) not in cached]
         if todo:
-            sampler = model if hasattr(model, "generate") else _default_sampler(model, make_sampler)
+            if hasattr(model, "generate"):
+                sampler = model
+            elif make_sampler is not None:
+                sampler = make_sampler(model)
+            else:
+                raise ValueError(f"model {name!r} is a path ({model!r}): pass make_sampler to build its sampler")
             prompts = [solve_prompt(q.task, style=settings.prompt_style) for q in todo]
             samples = sampler.generate(prompts, n=settings.m, temperature=settings.temperature, top_p=settings.top_p,
                                        max_new_tokens=settings.max_new_tokens, stop=["</answer>"], seed=settings.seed)
-            tasks, answers = [], []
-            for q, comps in zip(todo, samples):
-                for c in comps:
-                    a = parse_solver_answer(q.task.task_type, c.text)
-                    tasks.append(q.task)
-                    answers.append(a.answer if a.ok and format_ok(c.text, prompt_ends_with_think=True) else None)
-            verdicts = verify_answers(executor, tasks, answers)
+            graded = grade_samples(executor, [q.task for q in todo], samples)
             new_rows = []
-            for k, (q, comps) in enumerate(zip(todo, samples)):
-                correct = [v.correct for v in verdicts[k * settings.m:(k + 1) * settings.m]]
+            for q, comps, gs in zip(todo, samples, graded):
+                correct = [g.correct for g in gs]
                 new_rows.append({"qid": q.qid, "step": q.step, "bin": q.bin, "model": name,
                                  "solve_rate": sum(correct) / len(correct), "correct": correct,
                                  "lengths": [len(c.token_ids) for c in comps], "settings": key})
@@ -125,13 +124,6 @@ def evaluate_questions(questions: list[Question], models: dict[str, object], exe
                 cached[(name, row["qid"])] = row
         rows += [cached[(name, q.qid)] for q in questions]
     return rows
-
-
-def _default_sampler(path, make_sampler):
-    if make_sampler is not None:
-        return make_sampler(path)
-    from azrlib.rollout.hf import HFSampler
-    return HFSampler(path)
 
 
 def summarize_by_bin(rows: list[dict]) -> list[dict]:

@@ -33,6 +33,8 @@ import math
 
 import torch
 
+from azrlib.trainer.rollouts import sampled_token_entropy_mean  # noqa: F401 - Eq. 1 from engine log-probs
+
 SCHEMES = ("seq_mean_token_mean", "token_mean")
 DEFAULT_MAX_CHUNK_ELEMENTS = 1 << 23  # 8M logits (32 MB in float32) per temporary
 
@@ -180,11 +182,3 @@ def entropy_summary(
         for scheme in SCHEMES:
             summary[f"sampled_{scheme}"] = masked_average(sampled, mask, scheme)
     return summary
-
-
-def sampled_token_entropy_mean(logprobs: list[list[float]]) -> float:
-    """The seed paper's Eq. 1 from per-response lists of sampled-token log-probs (as rollout
-    engines return them): mean over responses of the token-mean of -log pi(y_t). Empty responses
-    are left out, as in `masked_average`'s "seq_mean_token_mean"; 0.0 when there is none."""
-    per_response = [-sum(lp) / len(lp) for lp in logprobs if lp]
-    return sum(per_response) / len(per_response) if per_response else 0.0

@@ -43,6 +43,9 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
+from azrlib.tasks.completions import (  # noqa: F401 - re-exported
+    fence, proposal_answer_body, render_completion, render_proposal_answer, render_solver_answer, solver_answer_body,
+)
 from azrlib.tasks.types import TASK_TYPES, Task
 
 STYLES = ("azr", "compact")
@@ -72,11 +75,6 @@ PROMPT_SUFFIX = "Assistant: <think>"
 # --------------------------------------------------------------------------------------------
 # Small building blocks
 # --------------------------------------------------------------------------------------------
-
-def fence(tag: str, body: str) -> str:
-    """A fenced block exactly as the parser reads it: ```tag, the body, a closing fence."""
-    return f"```{tag}\n{body}\n```"
-
 
 # The compact style keeps the R1 structure with a one-line system sentence: for the tiny model
 # every prompt token costs pretraining compute, and the long sentence carries no task information.
@@ -463,44 +461,3 @@ def solve_prompt(task: Task, style: str = "azr", n_shown: int = DEFAULT_N_SHOWN)
     if task.task_type == "abduction":
         return wrap_prompt(_azr_solve_abduction(task))
     return wrap_prompt(_azr_solve_induction(task, n_shown))
-
-
-# --------------------------------------------------------------------------------------------
-# Gold completions (what a perfect response after `Assistant: <think>` looks like)
-# --------------------------------------------------------------------------------------------
-
-def render_completion(answer_body: str, think_text: str = "") -> str:
-    """`<think>` is already in the prompt, so a completion starts inside it:
-    ` {think_text} </think>\\n<answer>\\n{answer_body}\\n</answer>`."""
-    thought = think_text.strip()
-    think_part = f" {thought} " if thought else " "
-    return f"{think_part}</think>\n<answer>\n{answer_body}\n</answer>"
-
-
-def proposal_answer_body(task: Task) -> str:
-    """The blocks a proposer answers with: ```python + ```input for deduction/abduction; one
-    ```input per input and a ```message for induction."""
-    if task.task_type == "induction":
-        input_blocks = [fence("input", x) for x in task.inputs]
-        return "\n".join(input_blocks + [fence("message", task.message)])
-    return "\n".join([fence("python", task.program), fence("input", task.input)])
-
-
-def solver_answer_body(task: Task) -> str:
-    """The block a solver answers with: ```output (deduction), ```input (abduction) or
-    ```python (induction)."""
-    if task.task_type == "deduction":
-        return fence("output", task.output)
-    if task.task_type == "abduction":
-        return fence("input", task.input)
-    return fence("python", task.program)
-
-
-def render_proposal_answer(task: Task, think_text: str = "") -> str:
-    """Gold proposer completion for `task` (parsed back by `parsing.parse_proposal`)."""
-    return render_completion(proposal_answer_body(task), think_text)
-
-
-def render_solver_answer(task: Task, think_text: str = "") -> str:
-    """Gold solver completion for `task` (parsed back by `parsing.parse_solver_answer`)."""
-    return render_completion(solver_answer_body(task), think_text)

@@ -14,11 +14,11 @@ import json
 import random
 import time
 
-from azrlib.tasks.parsing import format_ok, parse_proposal, parse_solver_answer
+from azrlib.tasks.grade import grade_samples
+from azrlib.tasks.parsing import parse_proposal
 from azrlib.tasks.templates import propose_prompt, solve_prompt
 from azrlib.tasks.types import TASK_TYPES
 from azrlib.tasks.validation import ValidationConfig, validate_induction, validate_triplets
-from azrlib.tasks.verify import verify_answers
 
 STOP = ["</answer>"]
 TARGETS = {"solve_rate": (0.15, 0.6), "mixed_fraction": 0.35, "valid_proposals": 0.30}
@@ -37,18 +37,13 @@ def usefulness(sampler, executor, bench: dict, n: int = 8, n_propose: int = 64, 
             continue
         samples = sampler.generate([solve_prompt(x, style=style) for x in tasks], n=n, temperature=1.0, top_p=1.0,
                                    max_new_tokens=max_new_tokens, stop=STOP, seed=seed)
-        flat_t, flat_a, lengths = [], [], []
-        for task, comps in zip(tasks, samples):
-            for c in comps:
-                a = parse_solver_answer(t, c.text)
-                flat_t.append(task)
-                flat_a.append(a.answer if a.ok and format_ok(c.text, prompt_ends_with_think=True) else None)
-                lengths.append(len(c.token_ids))
-        verdicts = verify_answers(executor, flat_t, flat_a)
-        rates = [sum(v.correct for v in verdicts[k * n:(k + 1) * n]) / n for k in range(len(tasks))]
+        graded = grade_samples(executor, tasks, samples)
+        flat = [g for gs in graded for g in gs]
+        lengths = [len(c.token_ids) for comps in samples for c in comps]
+        rates = [sum(g.correct for g in gs) / n for gs in graded]
         report[f"{t}/solve_rate"] = sum(rates) / len(rates)
         report[f"{t}/mixed_fraction"] = sum(0 < r < 1 for r in rates) / len(rates)
-        report[f"{t}/format_rate"] = sum(a is not None for a in flat_a) / len(flat_a)
+        report[f"{t}/format_rate"] = sum(g.answer is not None for g in flat) / len(flat)
         report[f"{t}/response_length"] = sum(lengths) / len(lengths)
         by_level: dict = {}
         for task, r in zip(tasks, rates):

@@ -22,7 +22,7 @@ class TrainConfig:
     # what and where
     run_name: str = option("azr", "name of the run directory under out_dir")
     out_dir: str = option("runs", "where run directories are written")
-    model: str = option("data/tiny_base", "base model: a local HF directory or a hub id")
+    model: str = option("Qwen/Qwen2.5-Coder-7B", "base model: a local HF directory or a hub id (AZR's headline run: Qwen2.5-Coder-7B)")
     seed: int = option(0, "seed for sampling, buffers and torch (a seed fixes a CPU run)")
     steps: int = option(20, "training steps (one step = propose + solve for every task type)")
     task_types: tuple[str, ...] = option(TASK_TYPES, "task types trained (AZR: all three)")
@@ -37,6 +37,8 @@ class TrainConfig:
     top_p: float = option(1.0, "nucleus sampling (AZR: 1.0)")
     max_new_tokens_propose: int = option(8096, "response cap for proposer rollouts (AZR: 8096)")
     max_new_tokens_solve: int = option(8096, "response cap for solver rollouts (AZR: 8096)")
+    context_limit: int = option(0, "longest prompt + response in tokens (0: the model's own limit); a prompt that "
+                                   "cannot fit with its response cap is skipped alone (skipped/context)")
     n_shown: int = option(5, "induction pairs shown to the solver (the rest are hidden checks)")
 
     # rewards and advantages
@@ -111,6 +113,7 @@ class TrainConfig:
             (self.fsdp_param_dtype in ("float32", "bfloat16"), "fsdp_param_dtype must be float32 or bfloat16"),
             (self.rollout_engine in ("hf", "vllm"), f"rollout_engine must be hf or vllm, got {self.rollout_engine!r}"),
             (0 < self.vllm_gpu_memory_utilization <= 1, "vllm_gpu_memory_utilization must be in (0, 1]"),
+            (self.context_limit >= 0, "context_limit must be >= 0"),
             (self.logprob_check_every >= 0 and self.logprob_check_seqs >= 1, "logprob_check_every >= 0, logprob_check_seqs >= 1"),
             (not (self.parallel == "fsdp" and self.kl_coef), "kl_coef needs parallel=ddp (the reference model is not sharded; AZR: no KL)"),
         ]

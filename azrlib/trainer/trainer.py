@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import time
@@ -20,15 +21,15 @@ import torch
 from tqdm import tqdm
 
 from azrlib.config import ConfigError, describe, load_config
-from azrlib.rollout.weight_sync import RolloutSync, shares_weights
+from azrlib.trainer.weight_sync import RolloutSync, shares_weights
 from azrlib.sandbox import Executor
 from azrlib.tasks.buffer import TaskBuffer
-from azrlib.tasks.parsing import format_ok, parse_solver_answer
+from azrlib.tasks.grade import grade_samples
 from azrlib.tasks.templates import solve_prompt
-from azrlib.tasks.verify import verify_answers
 from azrlib.trainer import dist, fsdp
 from azrlib.trainer.checkpoint import RunDir
 from azrlib.trainer.config import TrainConfig
+from azrlib.trainer.context import ContextGuard, model_context
 from azrlib.trainer.loop import STOP, StepRunner, load_tasks_jsonl
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +43,16 @@ def resolve_model_path(name: str) -> str:
     return refuse_partial_base(resolve_model(name))
 
 
+DATA_ENV = "AZR_DATA_DIR"
+
+
 def resolve_data_path(name: str) -> Path:
+    """A data file named in the config: `$AZR_DATA_DIR/...` (the directory holding the public
+    benchmark data, docs/data.md), an existing path, or a path relative to the project root."""
+    if f"${DATA_ENV}" in name or f"${{{DATA_ENV}}}" in name:
+        if not os.environ.get(DATA_ENV):
+            raise FileNotFoundError(f"{name}: set {DATA_ENV} to the directory holding the data (docs/data.md)")
+        name = os.path.expandvars(name)
     p = Path(name)
     if p.exists():
         return p
@@ -97,21 +107,24 @@ class Trainer:
             for task in load_tasks_jsonl(resolve_data_path(cfg.seed_tasks)):
                 if task.task_type in self.buffers:
                     self.buffers[task.task_type].add(task)
-        self.runner = StepRunner(cfg, self.model, self.tokenizer, self.sampler, self.executor, self.buffers,
-                                 self.optimizer, self.ref_model)
+        rollout_sync = None
         if not shares_weights(self.model, self.sampler):  # the engine's own copy: synced after each update
-            self.runner.rollout_sync = RolloutSync(
+            rollout_sync = RolloutSync(
                 self.model, self.sampler, pad_id=self.tokenizer.pad_token_id or 0, device=device,
                 check_every=cfg.logprob_check_every, check_seqs=cfg.logprob_check_seqs,
                 warn_above=cfg.logprob_mismatch_warn, token_budget=cfg.micro_batch_tokens, autocast_bf16=cfg.amp_bf16,
                 sync_dtype=getattr(torch, cfg.fsdp_param_dtype if cfg.parallel == "fsdp" else cfg.dtype))
+        rlvr_pool: dict = {}
         if cfg.mode in ("rlvr", "sft"):
             if not cfg.rlvr_tasks:
                 raise ConfigError(f"mode {cfg.mode} needs rlvr_tasks (a JSONL of verified tasks)")
-            pool: dict = {}
             for task in load_tasks_jsonl(resolve_data_path(cfg.rlvr_tasks)):
-                pool.setdefault(task.task_type, []).append(task)
-            self.runner.rlvr_pool = pool
+                rlvr_pool.setdefault(task.task_type, []).append(task)
+        self.guard = ContextGuard(getattr(self.sampler, "tokenizer", None) or self.tokenizer,
+                                  model_context(self.model, cfg))
+        self.runner = StepRunner(cfg, self.model, self.tokenizer, self.sampler, self.executor, self.buffers,
+                                 self.optimizer, self.ref_model, rollout_sync=rollout_sync, rlvr_pool=rlvr_pool,
+                                 guard=self.guard)
         self.val_tasks = []
         if cfg.val_tasks and cfg.validate_every:
             by_type: dict = {}
@@ -171,15 +184,12 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "numpy_rng": np.random.get_state(),
             "python_rng": random.getstate(),
-            "runner_rng": self.runner.rng.getstate(),
             "buffers": {t: b.state_dict() for t, b in self.buffers.items()},
-            "newest": {t: [x.to_json() for x in v] for t, v in self.runner.newest.items()},
+            **{("runner_rng" if k == "rng" else k): v for k, v in self.runner.state_dict().items()},
         }
 
     def _resume(self) -> None:
         from safetensors.torch import load_file
-
-        from azrlib.tasks.types import Task
 
         ckpt = self.run.latest_checkpoint()
         if ckpt is None:
@@ -204,10 +214,9 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         np.random.set_state(state["numpy_rng"])
         random.setstate(state["python_rng"])
-        self.runner.rng.setstate(state["runner_rng"])
+        self.runner.load_state_dict({"rng": state["runner_rng"], "newest": state["newest"]})
         for t, b in self.buffers.items():
             b.load_state_dict(state["buffers"][t])
-        self.runner.newest = {t: [Task.from_json(x) for x in v] for t, v in state["newest"].items()}
         self.start_step = int(state["step"])
         if dist.is_main():
             self.run.truncate_logs(self.start_step)
@@ -242,7 +251,7 @@ class Trainer:
         cfg = self.cfg
         if self.start_step == 0 and self.run.latest_checkpoint() is None:
             record = {"step": 0}
-            if cfg.mode == "selfplay" and cfg.seed_buffer_size:
+            if self.runner.source.proposes and cfg.seed_buffer_size:  # self-play only
                 record.update(self.runner.seed_buffers(cfg.seed_buffer_size, cfg.seed_buffer_rounds))
             if self.val_tasks:
                 record.update(self.validate(0))
@@ -274,18 +283,19 @@ class Trainer:
         cfg = self.cfg
         mine = self.val_tasks[dist.rank()::dist.world()]
         prompts = [solve_prompt(t, style=cfg.prompt_style, n_shown=cfg.n_shown) for t in mine]
-        samples = self.sampler.generate(prompts, n=cfg.val_samples, temperature=cfg.temperature, top_p=cfg.top_p,
-                                        max_new_tokens=cfg.max_new_tokens_solve, stop=STOP,
-                                        seed=(cfg.seed * 7919 + step + 104729 * dist.rank()) % (2**31 - 1))
-        tasks, answers = [], []
-        for task, comps in zip(mine, samples):
-            for c in comps:
-                a = parse_solver_answer(task.task_type, c.text)
-                tasks.append(task)
-                answers.append(a.answer if a.ok and format_ok(c.text, prompt_ends_with_think=True) else None)
-        verdicts = verify_answers(self.executor, tasks, answers, n_shown=cfg.n_shown)
-        pairs = [x for part in dist.gather_lists([(task.task_type, v.correct) for task, v in zip(tasks, verdicts)])
-                 for x in part]
+        seed = (cfg.seed * 7919 + step + 104729 * dist.rank()) % (2**31 - 1)
+        fits = self.guard.fits(prompts, cfg.max_new_tokens_solve)  # a task that cannot fit counts as wrong
+        shown = [k for k, ok in enumerate(fits) if ok]
+        got = self.sampler.generate([prompts[k] for k in shown], n=cfg.val_samples, temperature=cfg.temperature,
+                                    top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens_solve, stop=STOP,
+                                    seed=seed) if shown else []
+        samples: list[list] = [[] for _ in mine]
+        for k, comps in zip(shown, got):
+            samples[k] = comps
+        graded = grade_samples(self.executor, mine, samples, n_shown=cfg.n_shown)
+        mine_pairs = [(task.task_type, g.correct) for task, gs in zip(mine, graded) for g in gs]
+        mine_pairs += [(task.task_type, False) for task, ok in zip(mine, fits) if not ok for _ in range(cfg.val_samples)]
+        pairs = [x for part in dist.gather_lists(mine_pairs) for x in part]
         out: dict = {}
         for t in cfg.task_types:
             vs = [ok for tt, ok in pairs if tt == t]
