@@ -22,7 +22,6 @@ import collections
 import dataclasses
 import json
 import os
-import random
 import select
 import shutil
 import signal
@@ -34,6 +33,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from azrlib.sandbox.canon import NotALiteral, call_args_text
 from azrlib.sandbox.isolation import SandboxUnavailable, detect_isolation
 
 STATUSES = ("ok", "error", "timeout", "crashed", "rejected")
@@ -60,9 +60,8 @@ class ExecResult:
 class _Job:
     job_id: int
     family: int
-    mode: str  # "batch": the zygote's screen decides; "isolated": a fork per item, in order;
-    #            "shared": one runner for all (tests of the runner's own taint check)
-    items: list  # [i, kind, program, inputs, timeout]
+    items: list  # [i, kind, program, args_text, timeout]
+    retried: bool = False  # re-sent after its worker died: one item per job from then on
     pending: set = dataclasses.field(default_factory=set)
     max_timeout: float = 0.0
 
@@ -113,7 +112,6 @@ class Executor:
         self._limits = {"memory_bytes": int(memory_mb) << 20, "file_bytes": int(file_mb) << 20,
                         "nproc": int(nproc)}
         self._seed = int(seed)
-        self._rng = random.Random(seed)
         self._uid_base = int(uid_base)
         self._lock = threading.Lock()
         self._job_counter = 0
@@ -146,10 +144,20 @@ class Executor:
         return self.run_many([(program, inputs)], timeout_s=timeout_s)[0]
 
     def run_many(self, pairs, timeout_s: float | None = None) -> list[ExecResult]:
-        """Run many (program, inputs) pairs in parallel; results in input order."""
+        """Run many (program, inputs) pairs; results in input order. `inputs` is argument text
+        made of literals only (`'ab', 3, k=[1]`): it is parsed here and sent as canonical values,
+        never compiled; anything else comes back `rejected` without running. Pairs that share a
+        program run in one process (per author); different programs never share one."""
         timeout = self.timeout_s if timeout_s is None else float(timeout_s)
-        items = [[i, "call", str(p), str(x), timeout] for i, (p, x) in enumerate(pairs)]
-        return self._execute(items, double=True)
+        items, early = [], {}
+        for i, (p, x) in enumerate(pairs):
+            try:
+                items.append([i, "call", str(p), call_args_text(str(x)), timeout])
+            except NotALiteral as e:
+                early[i] = ExecResult("rejected", None, f"the input is not a literal: {e}", 0.0)
+        done = dict(zip((it[0] for it in items), self._execute(items, double=True)))
+        done.update(early)
+        return [done[i] for i in range(len(pairs))]
 
     def run_script(self, code: str, timeout_s: float | None = None) -> ExecResult:
         """Run a whole script once; ok when it finishes without an exception."""
@@ -188,40 +196,43 @@ class Executor:
             raise RuntimeError("the Executor is closed")
         with self._lock:
             families = (0, 1) if double else (0,)
-            runs = self._run_round(items, "batch", families)
+            runs = self._run_round(items, families)
             if not double:
                 return [runs[0][it[0]] for it in items]
-            final: dict[int, ExecResult] = {}
-            retry = []
+            out = []
             for it in items:
                 a, b = runs[0][it[0]], runs[1][it[0]]
                 if _agree(a, b):
-                    final[it[0]] = a if a.seconds >= b.seconds else dataclasses.replace(a, seconds=b.seconds)
-                else:
-                    retry.append(it)  # a runner shared with a poisoning program, or truly nondeterministic
-            if retry:
-                again = self._run_round(retry, "isolated", families)
-                for it in retry:
-                    a, b = again[0][it[0]], again[1][it[0]]
-                    final[it[0]] = a if _agree(a, b) else _resolve(a, b)
-            return [final[it[0]] for it in items]
+                    out.append(a if a.seconds >= b.seconds else dataclasses.replace(a, seconds=b.seconds))
+                else:  # each author runs alone, so this is the program itself: nondeterministic
+                    out.append(_resolve(a, b))
+            return out
 
-    def _run_round(self, items: list, mode: str, families) -> dict[int, dict[int, ExecResult]]:
+    def _run_round(self, items: list, families) -> dict[int, dict[int, ExecResult]]:
         """Run every item once in each family; returns {family: {i: result}}."""
         results: dict[int, dict[int, ExecResult]] = {f: {} for f in families}
         queue: collections.deque[_Job] = collections.deque()
         size = max(1, min(self.batch_size, -(-len(items) // self._per_family)))
-        if mode == "isolated":
-            size = max(1, min(size, 16))
+        authors: dict[tuple, list] = {}
+        for it in items:
+            authors.setdefault((it[1], it[2]), []).append(it)
         for family in families:
-            chosen = items
-            if family == 1:
-                # The second family sees the items in another order, so that a program that
-                # poisons a shared runner harms different programs in the two runs.
-                chosen = items[:]
-                self._rng.shuffle(chosen)
-            for start in range(0, len(chosen), size):
-                queue.append(self._new_job(family, mode, chosen[start:start + size]))
+            # Jobs hold whole authors where they fit. The second family runs each author's items
+            # in reverse order, so a program whose result depends on an earlier call of itself
+            # (state kept in a module) disagrees with itself and is rejected.
+            job: list = []
+            for group in authors.values():
+                group = group[::-1] if family == 1 else group
+                if job and len(job) + len(group) > size:
+                    queue.append(self._new_job(family, job))
+                    job = []
+                for start in range(0, len(group), self.batch_size):
+                    job.extend(group[start:start + self.batch_size])
+                    if len(job) >= size:
+                        queue.append(self._new_job(family, job))
+                        job = []
+            if job:
+                queue.append(self._new_job(family, job))
         expected = len(items) * len(families)
         got = 0
         while got < expected:
@@ -252,9 +263,9 @@ class Executor:
                                               "timed out (the worker stopped answering)")
         return results
 
-    def _new_job(self, family: int, mode: str, items: list) -> _Job:
+    def _new_job(self, family: int, items: list, retried: bool = False) -> _Job:
         self._job_counter += 1
-        return _Job(self._job_counter, family, mode, [list(it) for it in items])
+        return _Job(self._job_counter, family, [list(it) for it in items], retried)
 
     def _deadline(self, w: _Worker) -> float:
         return w.last_progress + w.jobs[0].max_timeout + _WATCHDOG_GRACE_S
@@ -263,7 +274,7 @@ class Executor:
         if not w.jobs:
             w.last_progress = time.monotonic()
         w.jobs.append(job)
-        w.outbox += (json.dumps({"job": job.job_id, "mode": job.mode, "items": job.items}) + "\n").encode()
+        w.outbox += (json.dumps({"job": job.job_id, "items": job.items}) + "\n").encode()
         self._flush_outbox(w)
 
     def _flush_outbox(self, w: _Worker) -> None:
@@ -292,43 +303,46 @@ class Executor:
         w.buf = lines.pop()
         now = time.monotonic()
         for line in lines:
-            if not w.jobs:
-                break
+            if not w.jobs:  # a line when nothing is in flight: the worker is broken
+                return got + self._fail_current(w, results, queue, "crashed", "the sandbox worker wrote out of turn")
             job = w.jobs[0]
-            i, result = _parse_result(line)
-            if i is None:
-                if result == job.job_id:  # {"done": job_id}
-                    for k in sorted(job.pending):  # the zygote skipped nothing, unless broken
-                        results[job.family][k] = ExecResult("crashed", None, "no result reported", 0.0)
-                        got += 1
-                    w.jobs.popleft()
-                    w.last_progress = now
-                continue
-            if i not in job.pending:
-                continue
-            job.pending.discard(i)
-            results[job.family][i] = result
-            w.last_progress = now
-            got += 1
+            kind, i, result = _parse_result(line, job.job_id, job.pending)
+            if kind == "done":
+                for k in sorted(job.pending):  # the zygote skipped nothing, unless broken
+                    results[job.family][k] = ExecResult("crashed", None, "no result reported", 0.0)
+                    got += 1
+                w.jobs.popleft()
+                w.last_progress = now
+            elif kind == "result":
+                job.pending.discard(i)
+                results[job.family][i] = result
+                w.last_progress = now
+                got += 1
+            else:  # a line that cannot be attributed: nothing more from this worker is believed
+                return got + self._fail_current(w, results, queue, "crashed", "the sandbox worker wrote a malformed line")
         return got
 
     def _fail_current(self, w: _Worker, results: dict, queue, status: str, error: str) -> int:
-        """The worker died or hung. Its unreported items are re-run one fork each; in that mode
-        the zygote works in item order, so the first unreported item is the culprit."""
+        """The worker died, hung or wrote junk: it is replaced. The unreported items of the job it
+        was on are re-sent one per job; when such a single-item job fails too, its item is the
+        culprit and gets `status`."""
         jobs = list(w.jobs)
         w.jobs.clear()
+        w.buf = b""
         self._kill_worker(w)
         self._workers[self._workers.index(w)] = self._spawn(w.index, w.family)
         got = 0
         for n, job in enumerate(jobs):
             rest = [it for it in job.items if it[0] in job.pending]
-            if n == 0 and rest and job.mode == "isolated":
-                culprit = rest.pop(0)
-                results[job.family][culprit[0]] = ExecResult(status, None, error,
+            if n == 0 and rest and job.retried and len(rest) == 1:
+                results[job.family][rest[0][0]] = ExecResult(status, None, error,
                                                              round(time.monotonic() - w.last_progress, 6))
                 got = 1
-            if rest:
-                queue.appendleft(self._new_job(job.family, "isolated" if n == 0 else job.mode, rest))
+            elif n == 0:
+                for it in reversed(rest):
+                    queue.appendleft(self._new_job(job.family, [it], retried=True))
+            elif rest:
+                queue.append(self._new_job(job.family, rest, job.retried))
         return got
 
     # ------------------------------------------------------------------ workers
@@ -347,7 +361,7 @@ class Executor:
         worker_dir = os.path.dirname(_ZYGOTE)
         config = dict(self._limits, uid=uid, gid=uid, max_output_chars=self.max_output_chars,
                       seccomp=bool(caps["seccomp"]), landlock=int(caps["landlock_abi"]),
-                      in_namespace=self._use_bwrap)
+                      in_namespace=self._use_bwrap, pid_offset=family if self._use_bwrap else 0)
         if self._use_bwrap:
             zygote = "/azr_worker/zygote.py"
             env["TMPDIR"] = "/tmp"
@@ -486,25 +500,42 @@ def _world_readable(path: str) -> bool:
     return True
 
 
-def _parse_result(line: bytes):
-    """(i, ExecResult) for a result line, (None, job_id) for a done line, (None, None) if junk.
-    Result lines come from untrusted runners: everything is type-checked."""
+_RESULT_KEYS = frozenset({"job", "i", "status", "value", "error", "seconds"})
+
+
+def _no_duplicates(pairs):
+    out = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"duplicate key {k!r}")
+        out[k] = v
+    return out
+
+
+def _parse_result(line: bytes, job_id: int, pending) -> tuple[str, int | None, ExecResult | None]:
+    """One line from a worker, for the job in flight `job_id` whose unreported items are `pending`:
+    ("done", None, None), ("result", i, ExecResult), or ("junk", None, None) for anything that
+    cannot be attributed to one of those items (another job, a repeated item, broken JSON).
+    A line attributed to an item but malformed in any other way is a `crashed` result for that
+    item only. Never raises."""
     try:
-        msg = json.loads(line)
-    except ValueError:
-        msg = None
-    if not isinstance(msg, dict):
-        return None, None
-    if "done" in msg:
-        return None, msg["done"]
-    i, status, value, error, seconds = (msg.get(k) for k in ("i", "status", "value", "error", "seconds"))
-    if type(i) is not int:
-        return None, None
-    if (status not in STATUSES or not isinstance(value, (str, type(None)))
-            or not isinstance(error, (str, type(None))) or not isinstance(seconds, (int, float))
-            or (status == "ok" and error is not None) or (status != "ok" and value is not None)):
-        return i, ExecResult("crashed", None, "the runner wrote a malformed result", 0.0)
-    return i, ExecResult(status, value, error, float(seconds))
+        msg = json.loads(line, object_pairs_hook=_no_duplicates)
+    except Exception:  # noqa: BLE001 - ValueError, RecursionError, MemoryError...: all junk
+        return "junk", None, None
+    if type(msg) is not dict or type(msg.get("job")) is not int or msg["job"] != job_id:
+        return "junk", None, None
+    if set(msg) == {"job", "done"}:
+        return ("done", None, None) if msg["done"] is True else ("junk", None, None)
+    i = msg.get("i")
+    if type(i) is not int or i not in pending:
+        return "junk", None, None
+    status, value, error, seconds = (msg.get(k) for k in ("status", "value", "error", "seconds"))
+    if (set(msg) != _RESULT_KEYS or type(status) is not str or status not in STATUSES
+            or type(value) not in (str, type(None)) or type(error) not in (str, type(None))
+            or type(seconds) not in (int, float) or not 0 <= seconds < 1e9
+            or (status != "ok" and value is not None) or (status == "ok") == (type(error) is str)):
+        return "result", i, ExecResult("crashed", None, "the sandbox worker wrote a malformed result", 0.0)
+    return "result", i, ExecResult(status, value, error, float(seconds))
 
 
 def _pop_for_family(queue, family: int):

@@ -1,0 +1,134 @@
+"""The runner: the process that runs one author's programs. Stdlib only (imported by the worker).
+
+A runner is forked by the fork server (`zygote.py`) before any job exists, so its memory holds no
+other program, input or gold. It then blocks on its request pipe until the zygote hands it one
+author's items (one program text with several inputs, or one script) as a length-prefixed JSON
+frame, confines itself (`confine.py`: rlimits, uid, Landlock, seccomp) and runs the items in order.
+For each item it writes one frame `{"status", "value", "error"}` to its result pipe. The frames
+carry no item number: the zygote attributes the k-th frame to the k-th item it sent, checks the
+schema strictly and ends the runner at the first frame that does not fit.
+
+Inputs arrive as canonical literal text (`canon.call_args_text`, checked by the trusted side) and
+are turned into values by `canon.call_args`, which parses and never compiles; the call is
+`f(*args, **kwargs)`. Before each item the process state a program can change for the next one is
+reset: trace and profile hooks, recursion limit, umask, working directory, environment.
+"""
+
+import builtins
+import json
+import os
+import struct
+import sys
+
+import canon
+import confine
+
+FRAME_HEADER = struct.Struct(">I")
+DEFAULT_RECURSION_LIMIT = sys.getrecursionlimit()
+
+
+def read_frame(fd, max_bytes):
+    """One length-prefixed frame from a pipe (blocking); None on EOF or an oversized length."""
+    head = _read_exact(fd, FRAME_HEADER.size)
+    if head is None:
+        return None
+    (n,) = FRAME_HEADER.unpack(head)
+    if n > max_bytes:
+        return None
+    return _read_exact(fd, n)
+
+
+def _read_exact(fd, n):
+    parts, left = [], n
+    while left:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            return None
+        parts.append(chunk)
+        left -= len(chunk)
+    return b"".join(parts)
+
+
+def write_frame(fd, payload):
+    data = FRAME_HEADER.pack(len(payload)) + payload
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def runner_main(req_fd, res_fd, config):
+    """Entry point in the freshly forked runner; never returns."""
+    try:
+        keep = sorted((req_fd, res_fd))
+        os.closerange(3, keep[0])
+        os.closerange(keep[0] + 1, keep[1])
+        os.closerange(keep[1] + 1, 4096)
+        raw = read_frame(req_fd, 1 << 30)
+        if raw is None:
+            os._exit(0)  # the zygote is gone or shut us down unused
+        os.close(req_fd)
+        confine.set_parent_death_signal()
+        if os.getppid() != config["zygote_pid"]:
+            os._exit(73)  # not re-parented to the zygote: it died while we waited
+        job = json.loads(raw)
+        del raw
+        confine.confine(config, job["cpu_seconds"])
+        max_chars = config["max_output_chars"]
+        for kind, program, args_text, _timeout in job["items"]:
+            _reset_state(config)
+            status, value, error = run_one(kind, program, args_text, max_chars)
+            write_frame(res_fd, json.dumps({"status": status, "value": value, "error": error}).encode())
+    finally:
+        os._exit(0)
+
+
+def _reset_state(config):
+    try:
+        sys.settrace(None)
+        sys.setprofile(None)
+        sys.setrecursionlimit(DEFAULT_RECURSION_LIMIT)
+        os.umask(0o022)
+        os.chdir(config["tmp"])
+        os.environ.clear()
+        os.environ.update(config["env"])
+    except BaseException:  # noqa: B902 - a program of this same author broke the tools; carry on
+        pass
+
+
+def run_one(kind, program, args_text, max_chars):
+    """Returns (status, value, error)."""
+    g = {"__name__": "__main__", "__builtins__": builtins}
+    try:
+        code = compile(program, "<program>", "exec")
+        if kind == "call":
+            args, kwargs = canon.call_args(args_text)
+        exec(code, g)
+        if kind == "script":
+            return "ok", None, None
+        f = g.get("f")
+        if not callable(f):
+            return "error", None, "NameError: the program defines no function f"
+        result = f(*args, **kwargs)
+    except BaseException as e:  # noqa: B902 - SystemExit, KeyboardInterrupt are program errors too
+        return "error", None, describe(e)
+    try:
+        return "ok", canon.canonical_repr(result, max_chars), None
+    except canon.TooLarge as e:
+        return "rejected", None, "output too large: %s" % (e,)
+    except canon.Unsupported as e:
+        return "rejected", None, str(e)
+    except RecursionError:
+        return "rejected", None, "output nested too deeply"
+    except BaseException as e:  # e.g. MemoryError while building the repr
+        return "error", None, describe(e)
+
+
+def describe(e):
+    try:
+        msg = str(e)
+    except BaseException:  # noqa: B902
+        msg = "<unprintable>"
+    name = type(e).__name__
+    if not isinstance(name, str):
+        name = "Exception"
+    return (name + ": " + msg)[:300]
