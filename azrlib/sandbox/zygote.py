@@ -290,22 +290,26 @@ def clean_tmp():
 
 
 def _remove_all(tmp):
+    """Make every directory under `tmp` writable (top-down, iteratively: a program may lock or
+    nest them deeply), then remove everything."""
     import shutil
-
-    def fix(func, path, _exc):
+    stack = [tmp]
+    while stack:
+        d = stack.pop()
         try:
-            os.chmod(os.path.dirname(path), 0o700)
-            os.chmod(path, 0o700)
-            func(path)
+            if d != tmp:
+                os.chmod(d, 0o700)
+            with os.scandir(d) as it:
+                for e in it:
+                    if e.is_dir(follow_symlinks=False):
+                        stack.append(e.path)
         except OSError:
             pass
-
     for name in os.listdir(tmp):
         p = os.path.join(tmp, name)
         try:
             if os.path.isdir(p) and not os.path.islink(p):
-                os.chmod(p, 0o700)
-                shutil.rmtree(p, onerror=fix)
+                shutil.rmtree(p, ignore_errors=True)
             else:
                 os.unlink(p)
         except OSError:
