@@ -1,10 +1,17 @@
 """Run model-written Python programs outside the trainer process, isolated, twice.
 
-`Executor` keeps a pool of long-lived sandbox interpreters (`zygote.py`), in two "families" with
-different string-hash seeds (and, being separate interpreters, different memory layouts). Every
+`Executor` keeps a pool of sandbox workers (`zygote.py`), in two "families" with different
+string-hash seeds (and, being separate interpreters, different memory layouts and pids). Every
 program runs once in each family; both canonical results must agree, else the program is
-nondeterministic (`random`, `time`, `id()`, set-of-strings order...) and is rejected. AZR instead
-calls the function twice inside one process, which misses hash-order and `id()` nondeterminism.
+nondeterministic (`random`, `time`, `id()`, pids, set-of-strings order...) and is rejected. AZR
+instead calls the function twice inside one process, which misses hash-order and `id()`
+nondeterminism.
+
+Trust (see THREAT_MODEL.md): inputs are literal argument text, parsed here and sent as canonical
+values (`canon.call_args_text`), never compiled; programs of different authors never share a
+process (the worker runs each author in fresh runners from a fork server that never held job
+data); every line a worker writes is attributed by job id and item index and checked strictly by
+`_parse_result`, and nothing it can write raises here.
 
 Isolation, strongest available first (see `detect_isolation`): bubblewrap namespaces (no network,
 own pid namespace, read-only system, private tmpfs /tmp, scrubbed environment), a non-root uid per
@@ -12,8 +19,8 @@ worker, Landlock (file system, TCP, signals), a seccomp filter (no fork/exec/soc
 (memory, CPU, file size, open files, processes). Timeouts SIGKILL the runner's process group; a
 dead worker is replaced and the caller gets a status, never a hang.
 
-Speed: programs that the static screen (`screen.py`) deems harmless share one forked runner per
-batch; the rest get a fork each. See benchmarks/bench_sandbox.py.
+Speed: one process per author, not per item: a program's several inputs (induction), or one
+proposal's learnability answers (abduction), share it. See benchmarks/bench_sandbox.py.
 """
 
 from __future__ import annotations
@@ -27,33 +34,18 @@ import shutil
 import signal
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import threading
 import time
 from dataclasses import dataclass
 
 from azrlib.sandbox.canon import NotALiteral, call_args_text
-from azrlib.sandbox.isolation import SandboxUnavailable, detect_isolation
+from azrlib.sandbox.isolation import SandboxUnavailable, _ancestors, bwrap_command, detect_isolation
+from azrlib.sandbox.results import STATUSES, ExecResult, _agree, _parse_result, _resolve  # noqa: F401
 
-STATUSES = ("ok", "error", "timeout", "crashed", "rejected")
 _ZYGOTE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "zygote.py")
 _READY_TIMEOUT_S = 60.0
 _WATCHDOG_GRACE_S = 5.0
-
-
-@dataclass(frozen=True)
-class ExecResult:
-    """Outcome of one program. `value` is the canonical repr of the return value (ok only)."""
-
-    status: str
-    value: str | None = None
-    error: str | None = None
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
 
 
 @dataclass
@@ -366,32 +358,7 @@ class Executor:
             zygote = "/azr_worker/zygote.py"
             env["TMPDIR"] = "/tmp"
             config.update(tmp="/tmp", read_paths=["/usr", base_prefix, "/azr_worker"], write_paths=["/tmp"])
-            cmd = [caps["bwrap_path"], "--unshare-pid", "--unshare-net", "--unshare-ipc",
-                   "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent", "--new-session",
-                   "--cap-drop", "ALL"]
-            if uid is not None:
-                cmd += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_KILL"]
-            cmd += ["--ro-bind", "/usr", "/usr"]
-            for link in ("lib", "lib64", "bin", "sbin"):
-                target = os.path.join("/", link)
-                if os.path.islink(target):
-                    cmd += ["--symlink", os.readlink(target), target]
-                elif os.path.isdir(target):
-                    cmd += ["--ro-bind", target, target]
-            if not base_prefix.startswith("/usr/"):
-                # bwrap copies the modes of the parents it creates (e.g. /root 0700), which would
-                # lock the sandbox uid out of the interpreter: create them world-traversable.
-                for parent in _ancestors(base_prefix):
-                    cmd += ["--perms", "0755", "--dir", parent]
-                cmd += ["--ro-bind", base_prefix, base_prefix]
-            libdir = sysconfig.get_config_var("LIBDIR") or ""
-            if libdir and os.path.isdir(libdir) and not libdir.startswith(("/usr/", base_prefix)):
-                cmd += ["--ro-bind", libdir, libdir]
-            cmd += ["--ro-bind", worker_dir, "/azr_worker", "--proc", "/proc", "--dev", "/dev",
-                    "--perms", "1777", "--size", str(64 << 20), "--tmpfs", "/tmp", "--chdir", "/tmp",
-                    "--clearenv"]
-            for k, v in env.items():
-                cmd += ["--setenv", k, v]
+            cmd = bwrap_command(caps["bwrap_path"], uid is not None, base_prefix, worker_dir, env)
             cmd += [python, "-S", "-s", "-B", zygote, json.dumps(config)]
             run_env = env
         else:
@@ -475,17 +442,13 @@ class Executor:
             "rlimits": {"memory_mb": self._limits["memory_bytes"] >> 20,
                         "file_mb": self._limits["file_bytes"] >> 20,
                         "nproc": self._limits["nproc"], "nofile": 64, "cpu_s": "per batch"},
-            "double_run": "two interpreters, hash seeds %s"
+            "double_run": "two interpreters, hash seeds %s, pid offset in the second"
                           % sorted({w.ready.get("hash_seed") for w in self._workers}),
+            "runners": "one fresh process per author, forked by a server that never held job data",
             "workers": len(self._workers),
             "weak": not (self._use_bwrap or (bool(ready.get("seccomp")) and (
                 bool(ready.get("landlock_abi")) or (sandbox_uid not in (None, 0, os.getuid()))))),
         }
-
-
-def _ancestors(path: str) -> list[str]:
-    parts = path.strip("/").split("/")[:-1]
-    return ["/" + "/".join(parts[:k]) for k in range(1, len(parts) + 1)]
 
 
 def _world_readable(path: str) -> bool:
@@ -500,76 +463,12 @@ def _world_readable(path: str) -> bool:
     return True
 
 
-_RESULT_KEYS = frozenset({"job", "i", "status", "value", "error", "seconds"})
-
-
-def _no_duplicates(pairs):
-    out = {}
-    for k, v in pairs:
-        if k in out:
-            raise ValueError(f"duplicate key {k!r}")
-        out[k] = v
-    return out
-
-
-def _parse_result(line: bytes, job_id: int, pending) -> tuple[str, int | None, ExecResult | None]:
-    """One line from a worker, for the job in flight `job_id` whose unreported items are `pending`:
-    ("done", None, None), ("result", i, ExecResult), or ("junk", None, None) for anything that
-    cannot be attributed to one of those items (another job, a repeated item, broken JSON).
-    A line attributed to an item but malformed in any other way is a `crashed` result for that
-    item only. Never raises."""
-    try:
-        msg = json.loads(line, object_pairs_hook=_no_duplicates)
-    except Exception:  # noqa: BLE001 - ValueError, RecursionError, MemoryError...: all junk
-        return "junk", None, None
-    if type(msg) is not dict or type(msg.get("job")) is not int or msg["job"] != job_id:
-        return "junk", None, None
-    if set(msg) == {"job", "done"}:
-        return ("done", None, None) if msg["done"] is True else ("junk", None, None)
-    i = msg.get("i")
-    if type(i) is not int or i not in pending:
-        return "junk", None, None
-    status, value, error, seconds = (msg.get(k) for k in ("status", "value", "error", "seconds"))
-    if (set(msg) != _RESULT_KEYS or type(status) is not str or status not in STATUSES
-            or type(value) not in (str, type(None)) or type(error) not in (str, type(None))
-            or type(seconds) not in (int, float) or not 0 <= seconds < 1e9
-            or (status != "ok" and value is not None) or (status == "ok") == (type(error) is str)):
-        return "result", i, ExecResult("crashed", None, "the sandbox worker wrote a malformed result", 0.0)
-    return "result", i, ExecResult(status, value, error, float(seconds))
-
-
 def _pop_for_family(queue, family: int):
     for k, job in enumerate(queue):
         if job.family == family:
             del queue[k]
             return job
     return None
-
-
-def _error_type(r: ExecResult) -> str:
-    return (r.error or "").split(":", 1)[0]
-
-
-def _agree(a: ExecResult, b: ExecResult) -> bool:
-    if a.status != b.status:
-        return False
-    if a.status == "ok":
-        return a.value == b.value
-    if a.status in ("error", "rejected"):
-        return _error_type(a) == _error_type(b)
-    return True
-
-
-def _resolve(a: ExecResult, b: ExecResult) -> ExecResult:
-    """Two isolated runs disagree: the worst outcome wins, else the program is nondeterministic."""
-    seconds = max(a.seconds, b.seconds)
-    for status in ("timeout", "crashed"):
-        for r in (a, b):
-            if r.status == status:
-                return dataclasses.replace(r, seconds=seconds)
-    shown = [r.value if r.status == "ok" else f"{r.status}: {r.error}" for r in (a, b)]
-    return ExecResult("rejected", None,
-                      f"nondeterministic: run 1 gave {shown[0]!s:.80}, run 2 gave {shown[1]!s:.80}", seconds)
 
 
 def _exit_text(proc: subprocess.Popen) -> str:

@@ -253,3 +253,13 @@ def test_a_gold_that_no_longer_reproduces_drops_the_task(ex):
     got = verify_answers(ex, [stale, fresh], ["3", "3"])
     assert (got[0].correct, got[0].gold_ok) == (False, False) and "no longer reproduces" in got[0].detail
     assert (got[1].correct, got[1].gold_ok) == (True, True)
+
+
+def test_the_buffer_drops_a_task_whose_gold_failed():
+    from azrlib.tasks.buffer import TaskBuffer
+    buf = TaskBuffer("deduction")
+    stale = Task("deduction", prog("return x + 1", "x"), ("1",), ("3",))
+    buf.add(stale)
+    buf.add(stale)
+    assert buf.remove(stale) == 2 and stale not in buf and len(buf) == 1 and buf.n_removed == 2
+    assert TaskBuffer.from_state_dict(buf.state_dict()).n_removed == 2
