@@ -4,9 +4,11 @@ A runner is forked by the fork server (`zygote.py`) before any job exists, so it
 other program, input or gold. It then blocks on its request pipe until the zygote hands it one
 author's items (one program text with several inputs, or one script) as a length-prefixed JSON
 frame, confines itself (`confine.py`: rlimits, uid, Landlock, seccomp) and runs the items in order.
-For each item it writes one frame `{"status", "value", "error"}` to its result pipe. The frames
-carry no item number: the zygote attributes the k-th frame to the k-th item it sent, checks the
-schema strictly and ends the runner at the first frame that does not fit.
+For each item it writes one frame `{"status", "value", "error", "seconds"}` to its result pipe,
+in bursts of up to `flush_items` frames or every FLUSH_SECONDS (the zygote asks for 1 when it
+must know exactly which item hung). The frames carry no item number: the zygote attributes the k-th
+frame to the k-th item it sent, checks the schema strictly and ends the runner at the first frame
+that does not fit.
 
 Inputs arrive as canonical literal text (`canon.call_args_text`, checked by the trusted side) and
 are turned into values by `canon.call_args`, which parses and never compiles; the call is
@@ -19,11 +21,13 @@ import json
 import os
 import struct
 import sys
+import time
 
 import canon
 import confine
 
 FRAME_HEADER = struct.Struct(">I")
+FLUSH_SECONDS = 0.005
 DEFAULT_RECURSION_LIMIT = sys.getrecursionlimit()
 
 
@@ -50,7 +54,10 @@ def _read_exact(fd, n):
 
 
 def write_frame(fd, payload):
-    data = FRAME_HEADER.pack(len(payload)) + payload
+    _write_all(fd, FRAME_HEADER.pack(len(payload)) + payload)
+
+
+def _write_all(fd, data):
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
@@ -74,10 +81,20 @@ def runner_main(req_fd, res_fd, config):
         del raw
         confine.confine(config, job["cpu_seconds"])
         max_chars = config["max_output_chars"]
+        flush_items = max(1, int(job["flush_items"]))
+        out, last, compiled = [], time.monotonic(), {}
         for kind, program, args_text, _timeout in job["items"]:
             _reset_state(config)
-            status, value, error = run_one(kind, program, args_text, max_chars)
-            write_frame(res_fd, json.dumps({"status": status, "value": value, "error": error}).encode())
+            t0 = time.perf_counter()
+            status, value, error = run_one(kind, program, args_text, max_chars, compiled)
+            seconds = time.perf_counter() - t0
+            payload = json.dumps({"status": status, "value": value, "error": error, "seconds": seconds}).encode()
+            out.append(FRAME_HEADER.pack(len(payload)) + payload)
+            now = time.monotonic()
+            if len(out) >= flush_items or now - last >= FLUSH_SECONDS:
+                _write_all(res_fd, b"".join(out))
+                out, last = [], now
+        _write_all(res_fd, b"".join(out))
     finally:
         os._exit(0)
 
@@ -95,11 +112,16 @@ def _reset_state(config):
         pass
 
 
-def run_one(kind, program, args_text, max_chars):
-    """Returns (status, value, error)."""
+def run_one(kind, program, args_text, max_chars, compiled=None):
+    """Returns (status, value, error). `compiled` caches code objects by program text (one author's
+    items share it: compiled once, executed afresh for every item)."""
     g = {"__name__": "__main__", "__builtins__": builtins}
     try:
-        code = compile(program, "<program>", "exec")
+        code = compiled.get(program) if compiled is not None else None
+        if code is None:
+            code = compile(program, "<program>", "exec")
+            if compiled is not None:
+                compiled[program] = code
         if kind == "call":
             args, kwargs = canon.call_args(args_text)
         exec(code, g)

@@ -8,7 +8,7 @@ never reads stdin, so it never holds job data. Every runner is forked by the for
 a short-lived middle process, so that the runner is re-parented to the zygote, a child subreaper,
 which can reap it and say how it died) and waits, empty, until the zygote sends it its items over a
 pipe. One runner runs one author's items (the items of a job that share a program text); programs
-of different authors never share a process. The zygote keeps one spare runner forked ahead.
+of different authors never share a process. The zygote keeps SPARE_RUNNERS empty runners forked ahead.
 
 Protocol with the executor (JSON lines). Executor -> zygote on stdin, one job per line:
   {"job": J, "items": [[i, kind, program, args_text, timeout_s], ...]}
@@ -46,6 +46,7 @@ PRELOAD = (
 )
 RUNNER_STATUSES = ("ok", "error", "rejected")  # timeout and crashed are the zygote's to say
 MAX_ERROR_CHARS = 300
+SPARE_RUNNERS = 2  # empty runners forked ahead, so that a new author rarely waits for a fork
 CONFIG = {}  # from the command line: uid, gid, limits, Landlock paths, tmp, env
 
 
@@ -67,19 +68,31 @@ class ForkServer:
         theirs.close()
         self.pid = pid
         self.spare = 0
-        self._ask()
+        self.ready = []
+        for _ in range(SPARE_RUNNERS):
+            self._ask()
 
     def _ask(self):
         self.sock.sendall(b"F")
         self.spare += 1
 
-    def take(self):
+    def _receive(self):
         msg, fds, _flags, _addr = socket.recv_fds(self.sock, 4, 2)
         self.spare -= 1
         if len(msg) != 4 or len(fds) != 2:
             raise RuntimeError("the fork server stopped")
-        self._ask()
         return struct.unpack("i", msg)[0], fds[0], fds[1]
+
+    def take(self):
+        runner_ = self.ready.pop(0) if self.ready else self._receive()
+        self._ask()
+        return runner_
+
+    def settle(self):
+        """Wait until every runner asked for is forked, so that the worker is at rest (a fixed
+        number of processes) whenever it reports a job done."""
+        while self.spare:
+            self.ready.append(self._receive())
 
 
 def _serve(sock, config):
@@ -141,13 +154,16 @@ def _no_duplicates(pairs):
 
 
 def check_frame(payload, max_chars, kind="call"):
-    """(status, value, error) from a runner's frame for an item of `kind`, or None if it breaks
-    the schema in any way (an ok script has no value; an ok call's value is a canonical literal)."""
+    """(status, value, error, seconds) from a runner's frame for an item of `kind`, or None if it
+    breaks the schema in any way (an ok script has no value; an ok call's value is a canonical
+    literal)."""
     try:
         msg = json.loads(payload, object_pairs_hook=_no_duplicates)
-        if type(msg) is not dict or set(msg) != {"status", "value", "error"}:
+        if type(msg) is not dict or set(msg) != {"status", "value", "error", "seconds"}:
             return None
-        status, value, error = msg["status"], msg["value"], msg["error"]
+        status, value, error, seconds = msg["status"], msg["value"], msg["error"], msg["seconds"]
+        if type(seconds) is not float or not 0.0 <= seconds < 1e9:
+            return None
         if status not in RUNNER_STATUSES:
             return None
         if status == "ok" and kind == "script":
@@ -162,74 +178,91 @@ def check_frame(payload, max_chars, kind="call"):
             return None
         else:
             error = error[:MAX_ERROR_CHARS]
-        return status, value, error
+        return status, value, error, seconds
     except Exception:  # noqa: BLE001 - anything a runner writes must end here, as a None
         return None
 
 
 def run_author(fs, items, max_chars, out):
     """Run one author's items ([i, kind, program, args_text, timeout]) in fresh runners until each
-    has a result; `out(i, status, value, error, seconds)` once per item, in order."""
+    has a result; `out(i, status, value, error, seconds)` once per item, in order.
+
+    A runner first writes its frames in bursts. If it then hangs, dies or writes a frame that does
+    not fit, the zygote cannot tell which of the unreported items did it (the culprit may be one
+    whose predecessors' frames were still buffered): it re-runs the unreported items in a fresh
+    runner that writes every frame at once ("careful"), where the first unreported item is the
+    culprit and gets `timeout` or `crashed`."""
     pending = list(items)
-    frame_cap = max_chars + 4096
+    careful = False
     while pending:
-        pid, req_w, res_r = fs.take()
-        job = {"items": [it[1:5] for it in pending], "cpu_seconds": sum(it[4] for it in pending)}
-        culprit = None
-        done = 0
-        try:
-            try:
-                runner.write_frame(req_w, json.dumps(job).encode())
-            except OSError:
-                pass  # it died before starting: reported below as a crash of the first item
-            os.close(req_w)
-            buf = b""
-            since = time.monotonic()
-            while done < len(pending):
-                now = time.monotonic()
-                left = since + pending[done][4] - now
-                if left <= 0:
-                    _kill(pid)
-                    pid = None
-                    culprit = done
-                    out(pending[done][0], "timeout", None, "timed out after %.3g s" % pending[done][4], now - since)
-                    break
-                if not select.select([res_r], [], [], left)[0]:
-                    continue
-                chunk = os.read(res_r, 1 << 20)
-                if not chunk:
-                    why = _exit_description(pid)
-                    pid = None
-                    culprit = done
-                    out(pending[done][0], "crashed", None, why, time.monotonic() - since)
-                    break
-                buf += chunk
-                while done < len(pending) and len(buf) >= 4:
-                    (n,) = runner.FRAME_HEADER.unpack(buf[:4])
-                    if n > frame_cap:
-                        culprit = done
-                        out(pending[done][0], "crashed", None, "the runner wrote an oversized result", 0.0)
-                        break
-                    if len(buf) < 4 + n:
-                        break
-                    result = check_frame(buf[4:4 + n], max_chars, pending[done][1])
-                    buf = buf[4 + n:]
-                    now = time.monotonic()
-                    if result is None:
-                        culprit = done
-                        out(pending[done][0], "crashed", None, "the runner wrote a malformed result", now - since)
-                        break
-                    out(pending[done][0], result[0], result[1], result[2], now - since)
-                    done += 1
-                    since = now
-                if culprit is not None:
-                    break
-        finally:
-            os.close(res_r)
-            if pid is not None:
-                _kill(pid)
-        pending = pending[done + (culprit is not None):]
+        done, failure = _run_runner(fs, pending, max_chars, out, careful)
+        if failure is None:
+            pending = pending[done:]
+        elif careful:
+            status, error, seconds = failure
+            out(pending[done][0], status, None, error, seconds)
+            pending = pending[done + 1:]
+        else:
+            pending = pending[done:]
+            careful = True
     clean_tmp()
+
+
+def _run_runner(fs, pending, max_chars, out, careful):
+    """One runner on `pending`; returns (items reported, None) or (items reported, failure) with
+    failure = (status, error, seconds) for the first unreported item."""
+    pid, req_w, res_r = fs.take()
+    job = {"items": [it[1:5] for it in pending], "cpu_seconds": sum(it[4] for it in pending),
+           "flush_items": 1 if careful else 64}
+    frame_cap = max_chars + 4096
+    done = 0
+    try:
+        try:
+            runner.write_frame(req_w, json.dumps(job).encode())
+        except OSError:
+            pass  # it died before starting: seen below as a crash
+        os.close(req_w)
+        buf = b""
+        since = time.monotonic()
+        slack = 0.0 if careful else runner.FLUSH_SECONDS + 0.05
+        while done < len(pending):
+            now = time.monotonic()
+            left = since + pending[done][4] + slack - now
+            if left <= 0:
+                _kill(pid)
+                pid = None
+                return done, ("timeout", "timed out after %.3g s" % pending[done][4], now - since)
+            if not select.select([res_r], [], [], left)[0]:
+                continue
+            chunk = os.read(res_r, 1 << 20)
+            if not chunk:
+                why = _exit_description(pid)
+                pid = None
+                return done, ("crashed", why, time.monotonic() - since)
+            buf += chunk
+            now = time.monotonic()
+            before = done
+            while done < len(pending) and len(buf) >= 4:
+                (n,) = runner.FRAME_HEADER.unpack(buf[:4])
+                if n > frame_cap:
+                    return done, ("crashed", "the runner wrote an oversized result", now - since)
+                if len(buf) < 4 + n:
+                    break
+                result = check_frame(buf[4:4 + n], max_chars, pending[done][1])
+                buf = buf[4 + n:]
+                if result is None:
+                    return done, ("crashed", "the runner wrote a malformed result", now - since)
+                status, value, error, seconds = result
+                # the runner's own clock, but never more than the zygote saw pass
+                out(pending[done][0], status, value, error, min(seconds, now - since))
+                done += 1
+            if done > before:  # the next item's clock starts at the last frame received
+                since = now
+        return done, None
+    finally:
+        os.close(res_r)
+        if pid is not None:
+            _kill(pid)
 
 
 def _kill(pid):
@@ -407,6 +440,7 @@ def main():
         os.waitpid(pid, 0)
     fs = ForkServer(CONFIG)
     probe = _self_test(fs, max_chars)
+    fs.settle()
     _emit({"ready": {"pid": os.getpid(), "hash_seed": hash_seed,
                      "landlock_abi": CONFIG["landlock"], "seccomp": CONFIG["seccomp"], "probe": probe}})
     for line in sys.stdin.buffer:
@@ -415,6 +449,7 @@ def main():
         except ValueError:
             continue
         run_job(fs, job, max_chars)
+        fs.settle()
         _emit({"job": job["job"], "done": True})
 
 

@@ -32,16 +32,19 @@ def values_equal(a, b) -> bool:
         return False
 
 
-def matchable(text: str, max_chars: int = MAX_LITERAL_CHARS) -> str:
-    """'' when the canonical value `text` can serve as a gold (it parses back to a value whose
-    canonical repr is `text` again, and it holds no NaN, which no answer can ever `==`); otherwise
-    the reason it cannot."""
+def matchable(text: str, max_chars: int = MAX_LITERAL_CHARS, canonical: bool = True) -> str:
+    """'' when `text` can serve as a gold: it parses as a literal, holds no NaN (which no answer
+    can ever `==`) and, when `canonical` (golds made by validation), is the canonical repr of what
+    it parses to; otherwise the reason it cannot. Golds from task files (CRUXEval writes dicts in
+    insertion order) are checked with `canonical=False`."""
     try:
         value = parse_literal(text, max_chars=max(max_chars, len(text)))
     except NotALiteral as e:
         return f"does not parse back: {e}"
     if has_nan(value):
         return "holds a NaN (equal to nothing)"
+    if not canonical:
+        return ""
     try:
         again = canonical_repr(value, max(max_chars, len(text)))
     except (TooLarge, Unsupported, RecursionError) as e:

@@ -82,7 +82,7 @@ def verify_answers(executor, tasks: list[Task], answers: list[str | None], n_sho
     if recheck_gold:
         for task in dict.fromkeys(tasks[k] for k in deduction + abduction + induction):
             for x, y in _gold_pairs(task, n_shown):
-                reason = matchable(y)
+                reason = matchable(y, canonical=False)
                 if reason:
                     gold_failure.setdefault(task, f"gold output {reason}")
                 elif _literal_input(x):
