@@ -260,7 +260,9 @@ class Executor:
         return _Job(self._job_counter, family, [list(it) for it in items], retried)
 
     def _deadline(self, w: _Worker) -> float:
-        return w.last_progress + w.jobs[0].max_timeout + _WATCHDOG_GRACE_S
+        # twice the item timeout: a hang is timed once in a runner that writes in bursts and once
+        # in a careful one that pins it on its item (zygote.run_author)
+        return w.last_progress + 2 * w.jobs[0].max_timeout + _WATCHDOG_GRACE_S
 
     def _send(self, w: _Worker, job: _Job) -> None:
         if not w.jobs:
