@@ -262,10 +262,13 @@ def _run_runner(fs, pending, max_chars, out, careful):
     finally:
         os.close(res_r)
         if pid is not None:
-            _kill(pid)
+            _kill(pid, wait=False)  # reaped later (`reap`), so the next author need not wait
 
 
-def _kill(pid):
+_UNREAPED = []
+
+
+def _kill(pid, wait=True):
     try:
         os.killpg(pid, signal.SIGKILL)
     except OSError:
@@ -274,10 +277,19 @@ def _kill(pid):
         os.kill(pid, signal.SIGKILL)
     except OSError:
         pass
+    if not wait:
+        _UNREAPED.append(pid)
+        return
     try:
         os.waitpid(pid, 0)
     except ChildProcessError:
         pass
+
+
+def reap():
+    """Wait for the runners killed without waiting (at the end of a job: none is left behind)."""
+    while _UNREAPED:
+        _kill(_UNREAPED.pop())
 
 
 def _exit_description(pid):
@@ -449,6 +461,7 @@ def main():
         except ValueError:
             continue
         run_job(fs, job, max_chars)
+        reap()
         fs.settle()
         _emit({"job": job["job"], "done": True})
 
