@@ -452,6 +452,7 @@ def main():
         os.waitpid(pid, 0)
     fs = ForkServer(CONFIG)
     probe = _self_test(fs, max_chars)
+    reap()
     fs.settle()
     _emit({"ready": {"pid": os.getpid(), "hash_seed": hash_seed,
                      "landlock_abi": CONFIG["landlock"], "seccomp": CONFIG["seccomp"], "probe": probe}})
