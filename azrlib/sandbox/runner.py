@@ -63,8 +63,9 @@ def _write_all(fd, data):
         view = view[os.write(fd, view):]
 
 
-def runner_main(req_fd, res_fd, config):
-    """Entry point in the freshly forked runner; never returns."""
+def runner_main(req_fd, res_fd, config, parent_pid):
+    """Entry point in the freshly forked runner (child of the fork server `parent_pid`); never
+    returns."""
     try:
         keep = sorted((req_fd, res_fd))
         os.closerange(3, keep[0])
@@ -75,8 +76,8 @@ def runner_main(req_fd, res_fd, config):
             os._exit(0)  # the zygote is gone or shut us down unused
         os.close(req_fd)
         confine.set_parent_death_signal()
-        if os.getppid() != config["zygote_pid"]:
-            os._exit(73)  # not re-parented to the zygote: it died while we waited
+        if os.getppid() != parent_pid:
+            os._exit(73)  # the fork server died while we waited
         job = json.loads(raw)
         del raw
         confine.confine(config, job["cpu_seconds"])

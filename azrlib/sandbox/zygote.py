@@ -4,10 +4,9 @@ bubblewrap when available) as `python -S -s -B zygote.py CONFIG`: stdlib only, i
 from azrlib; `canon.py`, `confine.py` and `runner.py` beside it are imported as top-level modules.
 
 Processes. At start, before it reads any job, the zygote forks a *fork server*; the fork server
-never reads stdin, so it never holds job data. Every runner is forked by the fork server (through
-a short-lived middle process, so that the runner is re-parented to the zygote, a child subreaper,
-which can reap it and say how it died) and waits, empty, until the zygote sends it its items over a
-pipe. One runner runs one author's items (the items of a job that share a program text); programs
+never reads stdin, so it never holds job data. Every runner is forked by the fork server (which
+also reaps it and reports how it ended) and waits, empty, until the zygote sends it its items over
+a pipe. One runner runs one author's items (the items of a job that share a program text); programs
 of different authors never share a process. The zygote keeps SPARE_RUNNERS empty runners forked ahead.
 
 Protocol with the executor (JSON lines). Executor -> zygote on stdin, one job per line:
@@ -53,11 +52,13 @@ CONFIG = {}  # from the command line: uid, gid, limits, Landlock paths, tmp, env
 # ----------------------------------------------------------------------------- fork server
 
 class ForkServer:
-    """The zygote's handle on the fork server: `take()` returns (pid, request fd, result fd) of a
-    fresh, empty runner, and asks for the next one at once so that forking overlaps work."""
+    """The zygote's handle on the fork server. `take()` returns (pid, request fd, result fd) of a
+    fresh, empty runner and asks for the next one at once, so that forking overlaps work. Runners
+    are the fork server's children: it reaps them when told (`reap`) and reports how one ended
+    (`exit_status`). Messages are packets on a SOCK_SEQPACKET pair, answered in order."""
 
     def __init__(self, config):
-        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         pid = os.fork()
         if pid == 0:
             self.sock.close()
@@ -73,30 +74,49 @@ class ForkServer:
             self._ask()
 
     def _ask(self):
-        self.sock.sendall(b"F")
+        self.sock.send(b"F")
         self.spare += 1
 
     def _receive(self):
-        msg, fds, _flags, _addr = socket.recv_fds(self.sock, 4, 2)
-        self.spare -= 1
-        if len(msg) != 4 or len(fds) != 2:
-            raise RuntimeError("the fork server stopped")
-        return struct.unpack("i", msg)[0], fds[0], fds[1]
+        """One reply; runners are queued in `ready`, anything else is returned."""
+        msg, fds, _flags, _addr = socket.recv_fds(self.sock, 64, 2)
+        if msg[:1] == b"F" and len(msg) == 5 and len(fds) == 2:
+            self.spare -= 1
+            self.ready.append((struct.unpack("i", msg[1:])[0], fds[0], fds[1]))
+            return None
+        if msg[:1] in (b"W", b"S"):
+            return msg
+        raise RuntimeError("the fork server stopped")
 
     def take(self):
-        runner_ = self.ready.pop(0) if self.ready else self._receive()
+        while not self.ready:
+            self._receive()
+        runner_ = self.ready.pop(0)
         self._ask()
         return runner_
 
+    def reap(self, pid):
+        """The runner was sent SIGKILL: the fork server collects it."""
+        self.sock.send(b"R" + struct.pack("i", pid))
+
+    def exit_status(self, pid):
+        """The wait status of a runner that closed its result pipe (killed if it lingers)."""
+        self.sock.send(b"W" + struct.pack("i", pid))
+        while True:
+            msg = self._receive()
+            if msg is not None and msg[:1] == b"W":
+                return struct.unpack("i", msg[1:5])[0]
+
     def settle(self):
-        """Wait until every runner asked for is forked, so that the worker is at rest (a fixed
-        number of processes) whenever it reports a job done."""
-        while self.spare:
-            self.ready.append(self._receive())
+        """Wait until every request so far is done (runners forked, killed ones reaped), so that
+        the worker is at rest, a fixed number of processes, whenever it reports a job done."""
+        self.sock.send(b"S")
+        while self._receive() != b"S":
+            pass
 
 
 def _serve(sock, config):
-    """The fork server's loop. It holds no job data: it only ever reads one-byte requests."""
+    """The fork server's loop. It holds no job data: it only reads the requests above."""
     confine.set_parent_death_signal()
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
@@ -106,40 +126,71 @@ def _serve(sock, config):
     os.closerange(3, keep)
     os.closerange(keep + 1, 4096)
     # Warm what runners use lazily (compiler, parser, canonical repr, JSON), once, here, on a
-    # constant program: every runner inherits it and starts hot.
+    # constant program: every runner inherits it and starts hot. Then freeze the heap, so that a
+    # runner's garbage collector does not touch (and copy) the pages it inherited.
     runner.run_one("call", "def f(x, y=()):\n    return [x, {x: y}]", "((1,), {'y': (2.5, 'a')})", 1000)
     json.dumps({"status": "ok", "value": "1", "error": None})
+    import gc
+    gc.collect()
+    gc.freeze()
+    me = os.getpid()
     while True:
         try:
-            if sock.recv(1) != b"F":
-                return
+            msg = sock.recv(64)
         except OSError:
             return
-        req_r, req_w = os.pipe()
-        res_r, res_w = os.pipe()
-        pid_r, pid_w = os.pipe()
-        middle = os.fork()
-        if middle == 0:
-            try:
-                pid = os.fork()
-                if pid == 0:
+        tag = msg[:1]
+        if tag == b"F":
+            req_r, req_w = os.pipe()
+            res_r, res_w = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                try:
                     os.setpgid(0, 0)
-                    runner.runner_main(req_r, res_w, config)
-                os.write(pid_w, struct.pack("i", pid))
+                    sock.close()
+                    os.close(req_w)
+                    os.close(res_r)
+                    runner.runner_main(req_r, res_w, config, me)
+                finally:
+                    os._exit(70)
+            os.close(req_r)
+            os.close(res_w)
+            try:
+                socket.send_fds(sock, [b"F" + struct.pack("i", pid)], [req_w, res_r])
+            except OSError:
+                return
             finally:
-                os._exit(0)
-        for fd in (req_r, res_w, pid_w):
-            os.close(fd)
-        data = os.read(pid_r, 4)
-        os.close(pid_r)
-        os.waitpid(middle, 0)  # the runner is now the zygote's child
-        try:
-            socket.send_fds(sock, [data], [req_w, res_r])
-        except OSError:
+                os.close(req_w)
+                os.close(res_r)
+        elif tag in (b"R", b"W") and len(msg) == 5:
+            pid = struct.unpack("i", msg[1:])[0]
+            status = _wait_runner(pid, linger=tag == b"W")
+            if tag == b"W":
+                sock.send(b"W" + struct.pack("i", status))
+        elif tag == b"S":
+            sock.send(b"S")
+        else:
             return
-        finally:
-            os.close(req_w)
-            os.close(res_r)
+
+
+def _wait_runner(pid, linger):
+    """Reap a runner; with `linger`, give it up to a second to finish exiting on its own (its
+    exit status is wanted), then kill it."""
+    deadline = time.monotonic() + (1.0 if linger else 0.0)
+    try:
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return status
+            time.sleep(0.001)
+        for kill in (os.killpg, os.kill):
+            try:
+                kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        return os.waitpid(pid, 0)[1]
+    except ChildProcessError:
+        return -1
 
 
 # ----------------------------------------------------------------------------- one author
@@ -262,45 +313,30 @@ def _run_runner(fs, pending, max_chars, out, careful):
     finally:
         os.close(res_r)
         if pid is not None:
-            _kill(pid, wait=False)  # reaped later (`reap`), so the next author need not wait
+            _kill(pid)
 
 
-_UNREAPED = []
+FS = None  # the fork server's handle, set by main()
 
 
-def _kill(pid, wait=True):
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except OSError:
-        pass
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except OSError:
-        pass
-    if not wait:
-        _UNREAPED.append(pid)
-        return
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
-
-
-def reap():
-    """Wait for the runners killed without waiting (at the end of a job: none is left behind)."""
-    while _UNREAPED:
-        _kill(_UNREAPED.pop())
+def _kill(pid):
+    """SIGKILL the runner's process group; the fork server reaps it."""
+    for kill in (os.killpg, os.kill):
+        try:
+            kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    FS.reap(pid)
 
 
 def _exit_description(pid):
+    status = FS.exit_status(pid)
     try:
-        _, status = os.waitpid(pid, 0)
-    except ChildProcessError:
-        return "the runner process vanished"
-    try:
-        os.killpg(pid, signal.SIGKILL)
+        os.killpg(pid, signal.SIGKILL)  # anything it left in its group
     except OSError:
         pass
+    if status < 0:
+        return "the runner process vanished"
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         try:
@@ -441,8 +477,6 @@ def main():
     # Programs must not see which family they run in: the two runs get identical environments.
     hash_seed = os.environ.pop("PYTHONHASHSEED", None)
     CONFIG["env"] = dict(os.environ)
-    CONFIG["zygote_pid"] = os.getpid()
-    confine.set_child_subreaper()
     for _ in range(int(CONFIG.get("pid_offset", 0))):
         # In a fresh pid namespace both families would hand out the same pids: shift one of them,
         # so that a result that depends on the pid differs between the two runs.
@@ -450,9 +484,9 @@ def main():
         if pid == 0:
             os._exit(0)
         os.waitpid(pid, 0)
-    fs = ForkServer(CONFIG)
+    global FS
+    fs = FS = ForkServer(CONFIG)
     probe = _self_test(fs, max_chars)
-    reap()
     fs.settle()
     _emit({"ready": {"pid": os.getpid(), "hash_seed": hash_seed,
                      "landlock_abi": CONFIG["landlock"], "seccomp": CONFIG["seccomp"], "probe": probe}})
@@ -462,7 +496,6 @@ def main():
         except ValueError:
             continue
         run_job(fs, job, max_chars)
-        reap()
         fs.settle()
         _emit({"job": job["job"], "done": True})
 
