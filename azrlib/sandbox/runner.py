@@ -28,6 +28,8 @@ import confine
 
 FRAME_HEADER = struct.Struct(">I")
 FLUSH_SECONDS = 0.005
+RUNNER_STATUSES = ("ok", "error", "rejected")  # timeout and crashed are the zygote's to say
+MAX_ERROR_CHARS = 300
 DEFAULT_RECURSION_LIMIT = sys.getrecursionlimit()
 
 
@@ -62,6 +64,50 @@ def _write_all(fd, data):
     while view:
         view = view[os.write(fd, view):]
 
+
+# ----------------------------------------------------------------------------- the frame check
+
+def _no_duplicates(pairs):
+    out = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError("duplicate key %r" % (k,))
+        out[k] = v
+    return out
+
+
+def check_frame(payload, max_chars, kind="call"):
+    """Run by the zygote on every frame a runner writes for an item of `kind`: (status, value,
+    error, seconds), or None if the frame breaks the schema in any way (an ok script has no value;
+    an ok call's value is a canonical literal). Never raises."""
+    try:
+        msg = json.loads(payload, object_pairs_hook=_no_duplicates)
+        if type(msg) is not dict or set(msg) != {"status", "value", "error", "seconds"}:
+            return None
+        status, value, error, seconds = msg["status"], msg["value"], msg["error"], msg["seconds"]
+        if type(seconds) is not float or not 0.0 <= seconds < 1e9:
+            return None
+        if status not in RUNNER_STATUSES:
+            return None
+        if status == "ok" and kind == "script":
+            if value is not None or error is not None:
+                return None
+        elif status == "ok":
+            if type(value) is not str or error is not None or len(value) > max_chars:
+                return None
+            if canon.canonical_repr(canon.parse_literal(value, max_chars=max_chars), max_chars) != value:
+                return None
+        elif value is not None or type(error) is not str:
+            return None
+        else:
+            error = error[:MAX_ERROR_CHARS]
+        return status, value, error, seconds
+    except Exception:  # noqa: BLE001 - anything a runner writes must end here, as a None
+        return None
+
+
+
+# ----------------------------------------------------------------------------- the runner
 
 def runner_main(req_fd, res_fd, config, parent_pid):
     """Entry point in the freshly forked runner (child of the fork server `parent_pid`); never

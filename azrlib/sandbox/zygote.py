@@ -43,8 +43,6 @@ PRELOAD = (
     "dataclasses", "enum", "numbers", "decimal", "random", "time", "datetime", "hashlib", "os",
     "shutil", "sys", "resource",
 )
-RUNNER_STATUSES = ("ok", "error", "rejected")  # timeout and crashed are the zygote's to say
-MAX_ERROR_CHARS = 300
 SPARE_RUNNERS = 2  # empty runners forked ahead, so that a new author rarely waits for a fork
 CONFIG = {}  # from the command line: uid, gid, limits, Landlock paths, tmp, env
 
@@ -195,45 +193,6 @@ def _wait_runner(pid, linger):
 
 # ----------------------------------------------------------------------------- one author
 
-def _no_duplicates(pairs):
-    out = {}
-    for k, v in pairs:
-        if k in out:
-            raise ValueError("duplicate key %r" % (k,))
-        out[k] = v
-    return out
-
-
-def check_frame(payload, max_chars, kind="call"):
-    """(status, value, error, seconds) from a runner's frame for an item of `kind`, or None if it
-    breaks the schema in any way (an ok script has no value; an ok call's value is a canonical
-    literal)."""
-    try:
-        msg = json.loads(payload, object_pairs_hook=_no_duplicates)
-        if type(msg) is not dict or set(msg) != {"status", "value", "error", "seconds"}:
-            return None
-        status, value, error, seconds = msg["status"], msg["value"], msg["error"], msg["seconds"]
-        if type(seconds) is not float or not 0.0 <= seconds < 1e9:
-            return None
-        if status not in RUNNER_STATUSES:
-            return None
-        if status == "ok" and kind == "script":
-            if value is not None or error is not None:
-                return None
-        elif status == "ok":
-            if type(value) is not str or error is not None or len(value) > max_chars:
-                return None
-            if canon.canonical_repr(canon.parse_literal(value, max_chars=max_chars), max_chars) != value:
-                return None
-        elif value is not None or type(error) is not str:
-            return None
-        else:
-            error = error[:MAX_ERROR_CHARS]
-        return status, value, error, seconds
-    except Exception:  # noqa: BLE001 - anything a runner writes must end here, as a None
-        return None
-
-
 def run_author(fs, items, max_chars, out):
     """Run one author's items ([i, kind, program, args_text, timeout]) in fresh runners until each
     has a result; `out(i, status, value, error, seconds)` once per item, in order.
@@ -299,7 +258,7 @@ def _run_runner(fs, pending, max_chars, out, careful):
                     return done, ("crashed", "the runner wrote an oversized result", now - since)
                 if len(buf) < 4 + n:
                     break
-                result = check_frame(buf[4:4 + n], max_chars, pending[done][1])
+                result = runner.check_frame(buf[4:4 + n], max_chars, pending[done][1])
                 buf = buf[4 + n:]
                 if result is None:
                     return done, ("crashed", "the runner wrote a malformed result", now - since)

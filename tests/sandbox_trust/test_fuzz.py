@@ -18,7 +18,7 @@ from azrlib.sandbox.canon import NotALiteral, call_args, call_args_text, canonic
 from azrlib.sandbox.executor import _parse_result
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "azrlib", "sandbox"))
-import zygote  # noqa: E402  (the worker's own module, stdlib only)
+import runner  # noqa: E402  (the worker's own module, stdlib only)
 
 KEYS = ["job", "i", "status", "value", "error", "seconds", "done", "restart"]
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.integers(min_value=10**300, max_value=10**400),
@@ -70,7 +70,7 @@ def test_parse_result_rejects_duplicate_keys_and_foreign_jobs():
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(lines, st.sampled_from(["call", "script"]))
 def test_worker_frame_check_never_raises(payload, kind):
-    got = zygote.check_frame(payload, 1000, kind)
+    got = runner.check_frame(payload, 1000, kind)
     if got is not None:
         status, value, error = got
         assert status in ("ok", "error", "rejected")
