@@ -224,7 +224,7 @@ def _run_runner(fs, pending, max_chars, out, careful):
     pid, req_w, res_r = fs.take()
     job = {"items": [it[1:5] for it in pending], "cpu_seconds": sum(it[4] for it in pending),
            "flush_items": 1 if careful else 64}
-    frame_cap = max_chars + 4096
+    frame_cap = 6 * max_chars + 4096  # JSON writes a non-ASCII character as \\uXXXX
     done = 0
     try:
         try:

@@ -268,3 +268,9 @@ def test_the_buffer_drops_a_task_whose_gold_failed():
     buf.add(stale)
     assert buf.remove(stale) == 2 and stale not in buf and len(buf) == 1 and buf.n_removed == 2
     assert TaskBuffer.from_state_dict(buf.state_dict()).n_removed == 2
+
+
+def test_a_large_non_ascii_result_is_not_mistaken_for_junk(ex):
+    """A value at the output cap made of characters JSON escapes six-fold is a result, not junk."""
+    r = ex.run(prog("return 'é' * 90_000"), "")
+    assert r.status == "ok" and len(r.value) == 90_002, (r.status, r.error)
