@@ -1,14 +1,18 @@
 """Throughput of the isolated executor vs an unsafe in-process baseline and an AZR-style executor.
 
-    .venv/bin/python benchmarks/bench_sandbox.py [--n 3000] [--repeats 3]
+    .venv/bin/python benchmarks/bench_sandbox.py [--authors 300] [--inputs 10] [--singles 600] [--repeats 3]
 
-All three run the same small programs with a determinism double run:
+All three run the same (program, input) calls with a determinism double run:
 - unsafe: `exec` in this process, `f(inputs)` called twice, reprs compared (no isolation at all);
 - azr-style: AZR's executor design: one reused pebble worker (`ProcessPool(max_workers=1)`), one
   scheduled call per program with a timeout, the program under a header of stdlib imports with
   stdout captured, the double call inside the worker;
-- azrlib: `Executor.run_many` (bubblewrap + seccomp + Landlock + uid, two interpreters).
-Goals (issue #2): azrlib >= 0.5x unsafe and >= 5x azr-style. Best of `--repeats` runs each.
+- azrlib: `Executor.run_many` (bubblewrap + seccomp + Landlock + uid, two interpreters, one fresh
+  process per author in each).
+Two workloads: "per author" is how the trainer batches (one program on several inputs: induction's
+hidden inputs, one proposal's learnability answers), `--authors` programs x `--inputs` inputs;
+"one call per program" (`--singles`) is the worst case, every call its own author. Rates are calls
+per second, best of `--repeats`. Goal: azrlib >= 0.3x unsafe per author, on 2 cores.
 """
 
 from __future__ import annotations
@@ -36,14 +40,18 @@ TEMPLATES = [
 WORDS = ["hello", "world", "absolute", "zero", "reasoner", "python", "sandbox", "abc"]
 
 
-def make_programs(n: int, seed: int = 0) -> list[tuple[str, str]]:
+def make_programs(n: int, seed: int = 0, inputs: int = 1) -> list[tuple[str, str]]:
+    """n programs (distinct texts: the constant `k` and a serial comment), each on `inputs` inputs."""
     rng = random.Random(seed)
     out = []
-    for _ in range(n):
+    for serial in range(n):
         prog, inp = rng.choice(TEMPLATES)
         k = rng.randint(2, 9)
-        fmt = dict(k=k, k1=rng.randint(1, 3), a=rng.randint(5, 30), w=rng.choice(WORDS))
-        out.append((prog.format(**fmt), inp.format(**fmt)))
+        k1 = rng.randint(1, 3)
+        program = prog.format(k=k, k1=k1, a=0, w="") + f"\n# program {seed}-{serial}"
+        for _ in range(inputs):
+            fmt = dict(k=k, k1=k1, a=rng.randint(5, 30), w=rng.choice(WORDS))
+            out.append((program, inp.format(**fmt)))
     return out
 
 
@@ -105,32 +113,54 @@ def best_rate(fn, programs, repeats: int) -> tuple[float, int]:
     return best, ok
 
 
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read()
+    except OSError:
+        return "unknown CPU"
+    model = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), "?")
+    flags = next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), [])
+    shown = [f for f in ("avx2", "avx512f", "amx_tile") if f in flags]
+    return f"{model} (flags: {' '.join(shown) or 'none of avx2/avx512f/amx'})"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=3000, help="programs per run")
+    ap.add_argument("--authors", type=int, default=300, help="programs in the per-author workload")
+    ap.add_argument("--inputs", type=int, default=10, help="inputs per program in the per-author workload")
+    ap.add_argument("--singles", type=int, default=600, help="programs in the one-call-per-program workload")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--workers", type=int, default=None, help="sandbox workers (default: one per core)")
     args = ap.parse_args()
-    programs = make_programs(args.n)
+    workloads = [(f"per author ({args.authors} programs x {args.inputs} inputs)",
+                  make_programs(args.authors, seed=1, inputs=args.inputs)),
+                 (f"one call per program ({args.singles} programs)", make_programs(args.singles, seed=2))]
+    table = []
     with Executor(workers=args.workers) as ex:
         iso = ex.isolation
-        ex.run_many(programs[:50])  # warm-up
-        rows = [
-            ("unsafe in-process exec", *best_rate(run_unsafe, programs, args.repeats)),
-            ("azr-style single worker", *best_rate(run_azr_style, programs, args.repeats)),
-            ("azrlib Executor", *best_rate(lambda p: run_azrlib(ex, p), programs, args.repeats)),
-        ]
-    print(f"{args.n} programs, determinism double run, {os.cpu_count()} cores, "
-          f"isolation: bwrap={iso['bubblewrap']} seccomp={iso['seccomp']} landlock={iso['landlock_abi']} "
-          f"uid={iso['sandbox_uid']} workers={iso['workers']}")
-    print(f"{'executor':28s} {'programs/s':>11s} {'ok':>6s}")
-    for name, rate, ok in rows:
-        print(f"{name:28s} {rate:11.0f} {ok:6d}")
-    unsafe, azr, ours = rows[0][1], rows[1][1], rows[2][1]
-    print(f"azrlib / unsafe    = {ours / unsafe:.2f}  (goal >= 0.5)")
-    print(f"azrlib / azr-style = {ours / azr:.2f}  (goal >= 5)")
-    if len({r[2] for r in rows}) != 1:
-        print("warning: executors disagree on the number of ok programs")
+        ex.run_many(make_programs(20, seed=3, inputs=2))  # warm-up
+        for name, programs in workloads:
+            rows = [
+                ("unsafe in-process exec", *best_rate(run_unsafe, programs, args.repeats)),
+                ("azr-style single worker", *best_rate(run_azr_style, programs, args.repeats)),
+                ("azrlib Executor", *best_rate(lambda p: run_azrlib(ex, p), programs, args.repeats)),
+            ]
+            table.append((name, len(programs), rows))
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; python {sys.version.split()[0]}")
+    print(f"isolation: bwrap={iso['bubblewrap']} seccomp={iso['seccomp']} landlock={iso['landlock_abi']} "
+          f"uid={iso['sandbox_uid']} workers={iso['workers']}; determinism double run; best of {args.repeats}")
+    print()
+    print(f"| workload | executor | calls/s | ok | vs unsafe | vs azr-style |")
+    print(f"|---|---|---:|---:|---:|---:|")
+    for name, n, rows in table:
+        unsafe, azr = rows[0][1], rows[1][1]
+        for executor, rate, ok in rows:
+            print(f"| {name} | {executor} | {rate:.0f} | {ok}/{n} | {rate / unsafe:.2f} | {rate / azr:.2f} |")
+        if len({r[2] for r in rows}) != 1:
+            print(f"warning: executors disagree on the number of ok calls in '{name}'")
+    per_author = table[0][2]
+    print(f"\nazrlib / unsafe, per author = {per_author[2][1] / per_author[0][1]:.2f}  (goal >= 0.3)")
     return 0
 
 

@@ -108,9 +108,30 @@ def test_infinite_loop_times_out(ex, baseline):
 
 
 def test_memory_bomb_is_stopped(ex, baseline):
-    r = ex.run(prog("x = []\nwhile True:\n    x.append(bytearray(50 * 2**20))"), "")
-    assert r.status in ("error", "crashed") and r.status != "ok"
-    assert r.status == "crashed" or "MemoryError" in r.error
+    """The address-space limit (1 GiB here) stops the bomb: MemoryError, or a kill when the limit
+    bites inside the interpreter. `bytearray(n)` writes every page, which takes seconds on a loaded
+    host, so the clock is set well beyond it: a timeout would only mean the machine was slow, and
+    would not show that the limit holds."""
+    r = ex.run(prog("x = []\nwhile True:\n    x.append(bytearray(50 * 2**20))"), "", timeout_s=60.0)
+    assert r.status == "crashed" or (r.status == "error" and "MemoryError" in r.error), r
+
+
+def test_memory_limit_is_the_configured_one(ex, baseline):
+    """Direct evidence that the bomb was stopped by the limit and not by luck: the program catches
+    MemoryError and reports how much it got, which must stay under the 1 GiB address space."""
+    body = """
+    x = []
+    try:
+        while True:
+            x.append(bytearray(50 * 2**20))
+    except MemoryError:
+        pass
+    n = len(x)
+    del x
+    return n
+    """
+    r = ex.run(prog(body), "", timeout_s=60.0)
+    assert r.status == "ok" and 1 <= int(r.value) < 1024 // 50, r
 
 
 def test_fork_bomb_is_blocked(ex, baseline):
@@ -327,15 +348,14 @@ def test_patched_builtins_do_not_leak_to_next_program(ex, baseline):
     assert all(r.status == "ok" and r.value == "[3, ['a', 'b', 'c']]" for r in results[1:])
 
 
-def test_runner_restarts_when_a_batch_program_taints_it(ex, baseline):
-    """Force the patching program into a shared batch (bypassing the static screen): the runner's
-    own check must notice and restart before the next program."""
+def test_one_round_never_lets_a_patch_reach_another_author(ex, baseline):
+    """Even in a single family (no double run to fall back on), a program that patches builtins
+    cannot change another program's result: every author gets its own fresh process."""
     patch = prog("import builtins\nbuiltins.len = lambda x: 42\nreturn 1")
     clean = prog("return len(s)", "s")
-    items = [[0, "call", patch, "", 2.0]] + [[k, "call", clean, "'abc'", 2.0] for k in range(1, 10)]
-    runs = ex._run_round(items, "shared", (0, 1))
-    for fam in (0, 1):
-        assert [runs[fam][k].value for k in range(1, 10)] == ["3"] * 9
+    items = [[0, "call", patch, "((), {})", 2.0]] + [[k, "call", clean, "(('abc',), {})", 2.0] for k in range(1, 10)]
+    runs = ex._run_round(items, (0,))
+    assert [runs[0][k].value for k in range(1, 10)] == ["3"] * 9
 
 
 def test_stdlib_class_patch_is_caught_by_double_run(ex, baseline):

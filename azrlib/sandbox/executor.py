@@ -1,10 +1,17 @@
 """Run model-written Python programs outside the trainer process, isolated, twice.
 
-`Executor` keeps a pool of long-lived sandbox interpreters (`zygote.py`), in two "families" with
-different string-hash seeds (and, being separate interpreters, different memory layouts). Every
+`Executor` keeps a pool of sandbox workers (`zygote.py`), in two "families" with different
+string-hash seeds (and, being separate interpreters, different memory layouts and pids). Every
 program runs once in each family; both canonical results must agree, else the program is
-nondeterministic (`random`, `time`, `id()`, set-of-strings order...) and is rejected. AZR instead
-calls the function twice inside one process, which misses hash-order and `id()` nondeterminism.
+nondeterministic (`random`, `time`, `id()`, pids, set-of-strings order...) and is rejected. AZR
+instead calls the function twice inside one process, which misses hash-order and `id()`
+nondeterminism.
+
+Trust (see THREAT_MODEL.md): inputs are literal argument text, parsed here and sent as canonical
+values (`canon.call_args_text`), never compiled; programs of different authors never share a
+process (the worker runs each author in fresh runners from a fork server that never held job
+data); every line a worker writes is attributed by job id and item index and checked strictly by
+`_parse_result`, and nothing it can write raises here.
 
 Isolation, strongest available first (see `detect_isolation`): bubblewrap namespaces (no network,
 own pid namespace, read-only system, private tmpfs /tmp, scrubbed environment), a non-root uid per
@@ -12,8 +19,8 @@ worker, Landlock (file system, TCP, signals), a seccomp filter (no fork/exec/soc
 (memory, CPU, file size, open files, processes). Timeouts SIGKILL the runner's process group; a
 dead worker is replaced and the caller gets a status, never a hang.
 
-Speed: programs that the static screen (`screen.py`) deems harmless share one forked runner per
-batch; the rest get a fork each. See benchmarks/bench_sandbox.py.
+Speed: one process per author, not per item: a program's several inputs (induction), or one
+proposal's learnability answers (abduction), share it. See benchmarks/bench_sandbox.py.
 """
 
 from __future__ import annotations
@@ -22,47 +29,31 @@ import collections
 import dataclasses
 import json
 import os
-import random
 import select
 import shutil
 import signal
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import threading
 import time
 from dataclasses import dataclass
 
-from azrlib.sandbox.isolation import SandboxUnavailable, detect_isolation
+from azrlib.sandbox.canon import NotALiteral, call_args_text
+from azrlib.sandbox.isolation import SandboxUnavailable, _ancestors, bwrap_command, detect_isolation
+from azrlib.sandbox.results import STATUSES, ExecResult, _agree, _parse_result, _resolve  # noqa: F401
 
-STATUSES = ("ok", "error", "timeout", "crashed", "rejected")
 _ZYGOTE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "zygote.py")
 _READY_TIMEOUT_S = 60.0
 _WATCHDOG_GRACE_S = 5.0
-
-
-@dataclass(frozen=True)
-class ExecResult:
-    """Outcome of one program. `value` is the canonical repr of the return value (ok only)."""
-
-    status: str
-    value: str | None = None
-    error: str | None = None
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
 
 
 @dataclass
 class _Job:
     job_id: int
     family: int
-    mode: str  # "batch": the zygote's screen decides; "isolated": a fork per item, in order;
-    #            "shared": one runner for all (tests of the runner's own taint check)
-    items: list  # [i, kind, program, inputs, timeout]
+    items: list  # [i, kind, program, args_text, timeout]
+    retried: bool = False  # re-sent after its worker died: one item per job from then on
     pending: set = dataclasses.field(default_factory=set)
     max_timeout: float = 0.0
 
@@ -113,7 +104,6 @@ class Executor:
         self._limits = {"memory_bytes": int(memory_mb) << 20, "file_bytes": int(file_mb) << 20,
                         "nproc": int(nproc)}
         self._seed = int(seed)
-        self._rng = random.Random(seed)
         self._uid_base = int(uid_base)
         self._lock = threading.Lock()
         self._job_counter = 0
@@ -146,10 +136,20 @@ class Executor:
         return self.run_many([(program, inputs)], timeout_s=timeout_s)[0]
 
     def run_many(self, pairs, timeout_s: float | None = None) -> list[ExecResult]:
-        """Run many (program, inputs) pairs in parallel; results in input order."""
+        """Run many (program, inputs) pairs; results in input order. `inputs` is argument text
+        made of literals only (`'ab', 3, k=[1]`): it is parsed here and sent as canonical values,
+        never compiled; anything else comes back `rejected` without running. Pairs that share a
+        program run in one process (per author); different programs never share one."""
         timeout = self.timeout_s if timeout_s is None else float(timeout_s)
-        items = [[i, "call", str(p), str(x), timeout] for i, (p, x) in enumerate(pairs)]
-        return self._execute(items, double=True)
+        items, early = [], {}
+        for i, (p, x) in enumerate(pairs):
+            try:
+                items.append([i, "call", str(p), call_args_text(str(x)), timeout])
+            except NotALiteral as e:
+                early[i] = ExecResult("rejected", None, f"the input is not a literal: {e}", 0.0)
+        done = dict(zip((it[0] for it in items), self._execute(items, double=True)))
+        done.update(early)
+        return [done[i] for i in range(len(pairs))]
 
     def run_script(self, code: str, timeout_s: float | None = None) -> ExecResult:
         """Run a whole script once; ok when it finishes without an exception."""
@@ -188,40 +188,43 @@ class Executor:
             raise RuntimeError("the Executor is closed")
         with self._lock:
             families = (0, 1) if double else (0,)
-            runs = self._run_round(items, "batch", families)
+            runs = self._run_round(items, families)
             if not double:
                 return [runs[0][it[0]] for it in items]
-            final: dict[int, ExecResult] = {}
-            retry = []
+            out = []
             for it in items:
                 a, b = runs[0][it[0]], runs[1][it[0]]
                 if _agree(a, b):
-                    final[it[0]] = a if a.seconds >= b.seconds else dataclasses.replace(a, seconds=b.seconds)
-                else:
-                    retry.append(it)  # a runner shared with a poisoning program, or truly nondeterministic
-            if retry:
-                again = self._run_round(retry, "isolated", families)
-                for it in retry:
-                    a, b = again[0][it[0]], again[1][it[0]]
-                    final[it[0]] = a if _agree(a, b) else _resolve(a, b)
-            return [final[it[0]] for it in items]
+                    out.append(a if a.seconds >= b.seconds else dataclasses.replace(a, seconds=b.seconds))
+                else:  # each author runs alone, so this is the program itself: nondeterministic
+                    out.append(_resolve(a, b))
+            return out
 
-    def _run_round(self, items: list, mode: str, families) -> dict[int, dict[int, ExecResult]]:
+    def _run_round(self, items: list, families) -> dict[int, dict[int, ExecResult]]:
         """Run every item once in each family; returns {family: {i: result}}."""
         results: dict[int, dict[int, ExecResult]] = {f: {} for f in families}
         queue: collections.deque[_Job] = collections.deque()
         size = max(1, min(self.batch_size, -(-len(items) // self._per_family)))
-        if mode == "isolated":
-            size = max(1, min(size, 16))
+        authors: dict[tuple, list] = {}
+        for it in items:
+            authors.setdefault((it[1], it[2]), []).append(it)
         for family in families:
-            chosen = items
-            if family == 1:
-                # The second family sees the items in another order, so that a program that
-                # poisons a shared runner harms different programs in the two runs.
-                chosen = items[:]
-                self._rng.shuffle(chosen)
-            for start in range(0, len(chosen), size):
-                queue.append(self._new_job(family, mode, chosen[start:start + size]))
+            # Jobs hold whole authors where they fit. The second family runs each author's items
+            # in reverse order, so a program whose result depends on an earlier call of itself
+            # (state kept in a module) disagrees with itself and is rejected.
+            job: list = []
+            for group in authors.values():
+                group = group[::-1] if family == 1 else group
+                if job and len(job) + len(group) > size:
+                    queue.append(self._new_job(family, job))
+                    job = []
+                for start in range(0, len(group), self.batch_size):
+                    job.extend(group[start:start + self.batch_size])
+                    if len(job) >= size:
+                        queue.append(self._new_job(family, job))
+                        job = []
+            if job:
+                queue.append(self._new_job(family, job))
         expected = len(items) * len(families)
         got = 0
         while got < expected:
@@ -252,18 +255,20 @@ class Executor:
                                               "timed out (the worker stopped answering)")
         return results
 
-    def _new_job(self, family: int, mode: str, items: list) -> _Job:
+    def _new_job(self, family: int, items: list, retried: bool = False) -> _Job:
         self._job_counter += 1
-        return _Job(self._job_counter, family, mode, [list(it) for it in items])
+        return _Job(self._job_counter, family, [list(it) for it in items], retried)
 
     def _deadline(self, w: _Worker) -> float:
-        return w.last_progress + w.jobs[0].max_timeout + _WATCHDOG_GRACE_S
+        # twice the item timeout: a hang is timed once in a runner that writes in bursts and once
+        # in a careful one that pins it on its item (zygote.run_author)
+        return w.last_progress + 2 * w.jobs[0].max_timeout + _WATCHDOG_GRACE_S
 
     def _send(self, w: _Worker, job: _Job) -> None:
         if not w.jobs:
             w.last_progress = time.monotonic()
         w.jobs.append(job)
-        w.outbox += (json.dumps({"job": job.job_id, "mode": job.mode, "items": job.items}) + "\n").encode()
+        w.outbox += (json.dumps({"job": job.job_id, "items": job.items}) + "\n").encode()
         self._flush_outbox(w)
 
     def _flush_outbox(self, w: _Worker) -> None:
@@ -292,43 +297,46 @@ class Executor:
         w.buf = lines.pop()
         now = time.monotonic()
         for line in lines:
-            if not w.jobs:
-                break
+            if not w.jobs:  # a line when nothing is in flight: the worker is broken
+                return got + self._fail_current(w, results, queue, "crashed", "the sandbox worker wrote out of turn")
             job = w.jobs[0]
-            i, result = _parse_result(line)
-            if i is None:
-                if result == job.job_id:  # {"done": job_id}
-                    for k in sorted(job.pending):  # the zygote skipped nothing, unless broken
-                        results[job.family][k] = ExecResult("crashed", None, "no result reported", 0.0)
-                        got += 1
-                    w.jobs.popleft()
-                    w.last_progress = now
-                continue
-            if i not in job.pending:
-                continue
-            job.pending.discard(i)
-            results[job.family][i] = result
-            w.last_progress = now
-            got += 1
+            kind, i, result = _parse_result(line, job.job_id, job.pending)
+            if kind == "done":
+                for k in sorted(job.pending):  # the zygote skipped nothing, unless broken
+                    results[job.family][k] = ExecResult("crashed", None, "no result reported", 0.0)
+                    got += 1
+                w.jobs.popleft()
+                w.last_progress = now
+            elif kind == "result":
+                job.pending.discard(i)
+                results[job.family][i] = result
+                w.last_progress = now
+                got += 1
+            else:  # a line that cannot be attributed: nothing more from this worker is believed
+                return got + self._fail_current(w, results, queue, "crashed", "the sandbox worker wrote a malformed line")
         return got
 
     def _fail_current(self, w: _Worker, results: dict, queue, status: str, error: str) -> int:
-        """The worker died or hung. Its unreported items are re-run one fork each; in that mode
-        the zygote works in item order, so the first unreported item is the culprit."""
+        """The worker died, hung or wrote junk: it is replaced. The unreported items of the job it
+        was on are re-sent one per job; when such a single-item job fails too, its item is the
+        culprit and gets `status`."""
         jobs = list(w.jobs)
         w.jobs.clear()
+        w.buf = b""
         self._kill_worker(w)
         self._workers[self._workers.index(w)] = self._spawn(w.index, w.family)
         got = 0
         for n, job in enumerate(jobs):
             rest = [it for it in job.items if it[0] in job.pending]
-            if n == 0 and rest and job.mode == "isolated":
-                culprit = rest.pop(0)
-                results[job.family][culprit[0]] = ExecResult(status, None, error,
+            if n == 0 and rest and job.retried and len(rest) == 1:
+                results[job.family][rest[0][0]] = ExecResult(status, None, error,
                                                              round(time.monotonic() - w.last_progress, 6))
                 got = 1
-            if rest:
-                queue.appendleft(self._new_job(job.family, "isolated" if n == 0 else job.mode, rest))
+            elif n == 0:
+                for it in reversed(rest):
+                    queue.appendleft(self._new_job(job.family, [it], retried=True))
+            elif rest:
+                queue.append(self._new_job(job.family, rest, job.retried))
         return got
 
     # ------------------------------------------------------------------ workers
@@ -347,37 +355,12 @@ class Executor:
         worker_dir = os.path.dirname(_ZYGOTE)
         config = dict(self._limits, uid=uid, gid=uid, max_output_chars=self.max_output_chars,
                       seccomp=bool(caps["seccomp"]), landlock=int(caps["landlock_abi"]),
-                      in_namespace=self._use_bwrap)
+                      in_namespace=self._use_bwrap, pid_offset=family if self._use_bwrap else 0)
         if self._use_bwrap:
             zygote = "/azr_worker/zygote.py"
             env["TMPDIR"] = "/tmp"
             config.update(tmp="/tmp", read_paths=["/usr", base_prefix, "/azr_worker"], write_paths=["/tmp"])
-            cmd = [caps["bwrap_path"], "--unshare-pid", "--unshare-net", "--unshare-ipc",
-                   "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent", "--new-session",
-                   "--cap-drop", "ALL"]
-            if uid is not None:
-                cmd += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_KILL"]
-            cmd += ["--ro-bind", "/usr", "/usr"]
-            for link in ("lib", "lib64", "bin", "sbin"):
-                target = os.path.join("/", link)
-                if os.path.islink(target):
-                    cmd += ["--symlink", os.readlink(target), target]
-                elif os.path.isdir(target):
-                    cmd += ["--ro-bind", target, target]
-            if not base_prefix.startswith("/usr/"):
-                # bwrap copies the modes of the parents it creates (e.g. /root 0700), which would
-                # lock the sandbox uid out of the interpreter: create them world-traversable.
-                for parent in _ancestors(base_prefix):
-                    cmd += ["--perms", "0755", "--dir", parent]
-                cmd += ["--ro-bind", base_prefix, base_prefix]
-            libdir = sysconfig.get_config_var("LIBDIR") or ""
-            if libdir and os.path.isdir(libdir) and not libdir.startswith(("/usr/", base_prefix)):
-                cmd += ["--ro-bind", libdir, libdir]
-            cmd += ["--ro-bind", worker_dir, "/azr_worker", "--proc", "/proc", "--dev", "/dev",
-                    "--perms", "1777", "--size", str(64 << 20), "--tmpfs", "/tmp", "--chdir", "/tmp",
-                    "--clearenv"]
-            for k, v in env.items():
-                cmd += ["--setenv", k, v]
+            cmd = bwrap_command(caps["bwrap_path"], uid is not None, base_prefix, worker_dir, env)
             cmd += [python, "-S", "-s", "-B", zygote, json.dumps(config)]
             run_env = env
         else:
@@ -461,17 +444,13 @@ class Executor:
             "rlimits": {"memory_mb": self._limits["memory_bytes"] >> 20,
                         "file_mb": self._limits["file_bytes"] >> 20,
                         "nproc": self._limits["nproc"], "nofile": 64, "cpu_s": "per batch"},
-            "double_run": "two interpreters, hash seeds %s"
+            "double_run": "two interpreters, hash seeds %s, pid offset in the second"
                           % sorted({w.ready.get("hash_seed") for w in self._workers}),
+            "runners": "one fresh process per author, forked by a server that never held job data",
             "workers": len(self._workers),
             "weak": not (self._use_bwrap or (bool(ready.get("seccomp")) and (
                 bool(ready.get("landlock_abi")) or (sandbox_uid not in (None, 0, os.getuid()))))),
         }
-
-
-def _ancestors(path: str) -> list[str]:
-    parts = path.strip("/").split("/")[:-1]
-    return ["/" + "/".join(parts[:k]) for k in range(1, len(parts) + 1)]
 
 
 def _world_readable(path: str) -> bool:
@@ -486,59 +465,12 @@ def _world_readable(path: str) -> bool:
     return True
 
 
-def _parse_result(line: bytes):
-    """(i, ExecResult) for a result line, (None, job_id) for a done line, (None, None) if junk.
-    Result lines come from untrusted runners: everything is type-checked."""
-    try:
-        msg = json.loads(line)
-    except ValueError:
-        msg = None
-    if not isinstance(msg, dict):
-        return None, None
-    if "done" in msg:
-        return None, msg["done"]
-    i, status, value, error, seconds = (msg.get(k) for k in ("i", "status", "value", "error", "seconds"))
-    if type(i) is not int:
-        return None, None
-    if (status not in STATUSES or not isinstance(value, (str, type(None)))
-            or not isinstance(error, (str, type(None))) or not isinstance(seconds, (int, float))
-            or (status == "ok" and error is not None) or (status != "ok" and value is not None)):
-        return i, ExecResult("crashed", None, "the runner wrote a malformed result", 0.0)
-    return i, ExecResult(status, value, error, float(seconds))
-
-
 def _pop_for_family(queue, family: int):
     for k, job in enumerate(queue):
         if job.family == family:
             del queue[k]
             return job
     return None
-
-
-def _error_type(r: ExecResult) -> str:
-    return (r.error or "").split(":", 1)[0]
-
-
-def _agree(a: ExecResult, b: ExecResult) -> bool:
-    if a.status != b.status:
-        return False
-    if a.status == "ok":
-        return a.value == b.value
-    if a.status in ("error", "rejected"):
-        return _error_type(a) == _error_type(b)
-    return True
-
-
-def _resolve(a: ExecResult, b: ExecResult) -> ExecResult:
-    """Two isolated runs disagree: the worst outcome wins, else the program is nondeterministic."""
-    seconds = max(a.seconds, b.seconds)
-    for status in ("timeout", "crashed"):
-        for r in (a, b):
-            if r.status == status:
-                return dataclasses.replace(r, seconds=seconds)
-    shown = [r.value if r.status == "ok" else f"{r.status}: {r.error}" for r in (a, b)]
-    return ExecResult("rejected", None,
-                      f"nondeterministic: run 1 gave {shown[0]!s:.80}, run 2 gave {shown[1]!s:.80}", seconds)
 
 
 def _exit_text(proc: subprocess.Popen) -> str:

@@ -12,6 +12,7 @@ import os
 import platform
 import shutil
 import subprocess
+import sysconfig
 
 SECCOMP_ARCHES = ("x86_64", "aarch64")
 
@@ -70,3 +71,41 @@ def _landlock_abi(machine: str) -> int:
         return int(rc) if rc > 0 else 0
     except OSError:
         return 0
+
+
+def bwrap_command(bwrap: str, switch_uid: bool, base_prefix: str, worker_dir: str, env: dict) -> list[str]:
+    """The bubblewrap command line of a sandbox worker (the interpreter and its arguments follow):
+    new pid/net/ipc/uts namespaces, read-only system and interpreter, the worker's directory at
+    /azr_worker, a private 64 MiB tmpfs /tmp, an empty environment but `env`, no capabilities but
+    those a worker needs to drop to its uid and kill its runners."""
+    cmd = [bwrap, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
+           "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+    if switch_uid:
+        cmd += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_KILL"]
+    cmd += ["--ro-bind", "/usr", "/usr"]
+    for link in ("lib", "lib64", "bin", "sbin"):
+        target = os.path.join("/", link)
+        if os.path.islink(target):
+            cmd += ["--symlink", os.readlink(target), target]
+        elif os.path.isdir(target):
+            cmd += ["--ro-bind", target, target]
+    if not base_prefix.startswith("/usr/"):
+        # bwrap copies the modes of the parents it creates (e.g. /root 0700), which would lock
+        # the sandbox uid out of the interpreter: create them world-traversable.
+        for parent in _ancestors(base_prefix):
+            cmd += ["--perms", "0755", "--dir", parent]
+        cmd += ["--ro-bind", base_prefix, base_prefix]
+    libdir = sysconfig.get_config_var("LIBDIR") or ""
+    if libdir and os.path.isdir(libdir) and not libdir.startswith(("/usr/", base_prefix)):
+        cmd += ["--ro-bind", libdir, libdir]
+    cmd += ["--ro-bind", worker_dir, "/azr_worker", "--proc", "/proc", "--dev", "/dev",
+            "--perms", "1777", "--size", str(64 << 20), "--tmpfs", "/tmp", "--chdir", "/tmp",
+            "--clearenv"]
+    for k, v in env.items():
+        cmd += ["--setenv", k, v]
+    return cmd
+
+
+def _ancestors(path: str) -> list[str]:
+    parts = path.strip("/").split("/")[:-1]
+    return ["/" + "/".join(parts[:k]) for k in range(1, len(parts) + 1)]

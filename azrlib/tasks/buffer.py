@@ -34,7 +34,7 @@ from azrlib.tasks.types import TASK_TYPES, Task, zero_task
 CAP_POLICIES = ("drop_oldest", "keep_oldest")
 AZR_BUFFER_CAP = 16384
 STATE_VERSION = 1
-_COUNTER_NAMES = ("n_added", "n_dropped_full", "n_evicted", "n_duplicates")
+_COUNTER_NAMES = ("n_added", "n_dropped_full", "n_evicted", "n_duplicates", "n_removed")
 
 
 def task_key(task: Task) -> tuple[str, tuple[str, ...]]:
@@ -71,6 +71,7 @@ class TaskBuffer:
         self.n_dropped_full = 0
         self.n_evicted = 0
         self.n_duplicates = 0
+        self.n_removed = 0  # tasks whose gold stopped reproducing (`remove`)
         if seed_with_zero:
             self.add(zero_task(task_type))
 
@@ -115,6 +116,17 @@ class TaskBuffer:
     def extend(self, tasks: Iterable[Task]) -> int:
         """Add each task in order; returns how many were kept."""
         return sum(self.add(task) for task in tasks)
+
+    def remove(self, task: Task) -> int:
+        """Remove every entry with the task's (program, inputs): used when its gold no longer
+        reproduces (`Verdict.gold_ok` is False). Returns how many entries went."""
+        key = task_key(task)
+        before = len(self._tasks)
+        self._tasks = [t for t in self._tasks if task_key(t) != key]
+        gone = before - len(self._tasks)
+        self._key_counts.pop(key, None)
+        self.n_removed += gone
+        return gone
 
     def _evict_oldest(self) -> None:
         oldest = self._tasks.pop(0)

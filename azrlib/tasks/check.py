@@ -5,7 +5,9 @@ Seed rows `snippet, input, output[, imports]` are checked as deduction/abduction
 `snippet, inputs, outputs, message` have every input run. A row is *valid* when it passes
 validation and *reproduced* when the sandbox's value equals the recorded output (`==` on values).
 With `--cruxeval`, every row's gold output is verified as a deduction answer and its gold input as
-an abduction answer.
+an abduction answer. Answers are data: a gold input that is not literal argument text (12 CRUXEval
+rows: `''.join(['A'] * 20)`, a lambda, ...) cannot be an abduction answer; those rows are counted
+apart (`abduction_gold_not_literal`), not verified.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import sys
 from pathlib import Path
 
 from azrlib.sandbox import Executor
+from azrlib.sandbox.canon import NotALiteral, call_args_text
 from azrlib.tasks.types import Task
 from azrlib.tasks.validation import ValidationConfig, validate_induction, validate_triplets
 from azrlib.tasks.values import parse_literal, values_equal, values_of
@@ -102,9 +105,21 @@ def check_cruxeval(ex: Executor, rows: list[dict]) -> dict:
     ded = verify_answers(ex, tasks, [r["output"] for r in rows])
     abd_tasks = [dataclasses.replace(t, task_type="abduction") for t in tasks]
     abd = verify_answers(ex, abd_tasks, [r["input"] for r in rows])
-    failures = [r["id"] for r, a, b in zip(rows, ded, abd) if not (a.correct and b.correct)]
+    not_literal = [r["id"] for r in rows if not _literal_args(r["input"])]
+    failures = [r["id"] for r, a, b in zip(rows, ded, abd)
+                if not (a.correct and b.correct) and r["id"] not in not_literal]
     return {"total": len(rows), "deduction_verified": sum(v.correct for v in ded),
-            "abduction_verified": sum(v.correct for v in abd), "failed_ids": failures[:50]}
+            "abduction_verified": sum(v.correct for v in abd),
+            "abduction_gold_not_literal": len(not_literal), "not_literal_ids": not_literal[:50],
+            "failed_ids": failures[:50]}
+
+
+def _literal_args(text: str) -> bool:
+    try:
+        call_args_text(text)
+        return True
+    except NotALiteral:
+        return False
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
@@ -140,7 +155,10 @@ def run_cli(args: argparse.Namespace) -> int:
     if args.cruxeval:
         c = report["cruxeval"]
         print(f"{args.cruxeval}: {c['total']} rows, gold outputs verified as deduction answers: "
-              f"{c['deduction_verified']}, gold inputs verified as abduction answers: {c['abduction_verified']}")
+              f"{c['deduction_verified']}, gold inputs verified as abduction answers: {c['abduction_verified']} "
+              f"(+{c['abduction_gold_not_literal']} gold inputs that are not literals, so no answer)")
+        if c["not_literal_ids"]:
+            print(f"  gold input not a literal: {', '.join(c['not_literal_ids'])}")
         if c["failed_ids"]:
             print(f"  failed: {', '.join(c['failed_ids'])}")
     return 0

@@ -10,7 +10,11 @@ A proposal becomes a task only if every step passes; each rejection carries a re
 - an output longer than `max_output_chars` is rejected (`output_overflow="reject"`, default);
   `"truncate"` keeps AZR's behaviour of storing the first 400 characters, which makes the gold
   answer unreachable;
-- `allow_helpers` (default False, as AZR) accepts programs with several functions.
+- `allow_helpers` (default False, as AZR) accepts programs with several functions;
+- inputs must be literal argument text (`'ab', 3, k=[1]`), read without evaluating anything
+  (AZR `eval`s `f(<input>)`, so an input may be any expression, even one that bypasses `f`);
+- an output becomes a gold only if it is matchable: it parses back to a value whose canonical repr
+  is itself, with no NaN (AZR keeps NaN golds, which no answer can equal).
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
+from azrlib.sandbox.canon import NotALiteral, call_args_text
 from azrlib.tasks.types import Task
+from azrlib.tasks.values import matchable
 
 AZR_BANNED_MODULES = ("logging", "random", "multiprocessing", "pebble", "subprocess", "threading",
                       "datetime", "time", "hashlib", "hmac", "bcrypt", "calendar")
@@ -29,7 +35,8 @@ REJECT_REASONS = {
     "multiple_functions": "more than one function (allow_helpers off)",
     "banned_import": "imports a banned module",
     "input_call": "calls input(",
-    "bad_input": "the input is not valid argument text",
+    "bad_input": "the input is not literal argument text",
+    "unmatchable_output": "the output does not parse back to itself or holds a NaN",
     "error": "raised an exception",
     "timeout": "did not finish within the timeout",
     "crashed": "killed the runner (signal, os._exit, ...)",
@@ -104,9 +111,9 @@ def _exec_reason(result) -> str:
 
 def _input_ok(inputs: str) -> bool:
     try:
-        ast.parse("f(" + inputs + "\n)", mode="eval")
+        call_args_text(inputs)
         return True
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+    except NotALiteral:
         return False
 
 
@@ -132,6 +139,10 @@ def validate_triplets(executor, proposals: list[tuple[str, str, str]], cfg: Vali
             results[k] = Validation(False, _exec_reason(r), None, r.error or "")
             continue
         output = r.value
+        why = matchable(output)
+        if why:
+            results[k] = Validation(False, "unmatchable_output", None, why)
+            continue
         if len(output) > cfg.max_output_chars:
             if limit is None:
                 results[k] = Validation(False, "output_too_large", None, f"{len(output)} characters")
@@ -163,7 +174,9 @@ def validate_induction(executor, proposals: list[tuple[str, list[str], str]], cf
     kept: dict[int, list[tuple[str, str]]] = {}
     failures: dict[int, str] = {}
     for k, (program, x), r in zip(owners, flat, runs):
-        if r.status == "ok" and len(r.value) <= cfg.max_output_chars:
+        if r.status == "ok" and matchable(r.value):
+            failures.setdefault(k, "unmatchable_output")
+        elif r.status == "ok" and len(r.value) <= cfg.max_output_chars:
             pairs = kept.setdefault(k, [])
             if x not in (p[0] for p in pairs):  # a repeated input teaches nothing
                 pairs.append((x, r.value))

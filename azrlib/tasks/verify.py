@@ -1,36 +1,57 @@
-"""Verification of solver answers against a task's gold values (AZR semantics).
+"""Verification of solver answers against a task's gold values (AZR semantics, answers as data).
 
-- deduction: the answered output, as a value, `==` the gold output (literal parsing; an answer that
-  is an expression, e.g. `dict(a=1)`, is evaluated in the sandbox);
-- abduction: `f(answer)` runs in the sandbox and its value `==` the gold output;
+- deduction: the answered output, read as a literal, `==` the gold output. An answer that is an
+  expression (`dict(a=1)`) is wrong: nothing a solver writes for this task type is evaluated
+  (AZR `eval`s it);
+- abduction: the answer must be literal argument text; `f(*answer)` runs in the sandbox and its
+  value `==` the gold output. The answer is sent as canonical values, never compiled;
 - induction: the answered program's `f` on every hidden input `==` the gold outputs (binary).
-All sandbox work for a batch of answers goes through one `run_many` call per kind.
+
+Golds are re-checked when used (`recheck_gold`, default on): the task's own program runs again on
+its gold inputs, in the same sandbox batch as the answers (same author, so no extra process for
+abduction). A gold that no longer reproduces (a coarse clock, a pid, a NaN) makes every answer to
+that task wrong with `gold_ok=False`, and is logged; the caller drops the task from its buffer
+(`TaskBuffer.remove`). A gold input that is not a literal (hand-written task files, 12 CRUXEval
+rows) cannot be re-run under the literal-only rule and is not re-checked.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
+from azrlib.sandbox.canon import NotALiteral, call_args_text
 from azrlib.tasks.templates import split_induction_pairs
 from azrlib.tasks.types import Task
-from azrlib.tasks.values import NotALiteral, parse_literal, values_equal, values_of
+from azrlib.tasks.values import literals_of, matchable, parse_literal, values_equal
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Verdict:
     correct: bool
     detail: str = ""
+    gold_ok: bool = True  # False: the task's gold no longer reproduces; drop the task
 
 
-def _gold(text: str):
+def _gold_pairs(task: Task, n_shown: int) -> list[tuple[str, str]]:
+    """The (input, output) golds that answers are compared with."""
+    if task.task_type == "induction":
+        return list(split_induction_pairs(task, n_shown)[1])
+    return [(task.input, task.output)]
+
+
+def _literal_input(text: str) -> bool:
     try:
-        return True, parse_literal(text)
+        call_args_text(text)
+        return True
     except NotALiteral:
-        return False, None
+        return False
 
 
 def verify_answers(executor, tasks: list[Task], answers: list[str | None], n_shown: int = 5,
-                   timeout_s: float | None = None) -> list[Verdict]:
+                   timeout_s: float | None = None, recheck_gold: bool = True) -> list[Verdict]:
     """One Verdict per (task, answer); `None` answers (unparseable) are wrong."""
     verdicts: list[Verdict | None] = [None] * len(tasks)
     deduction, abduction, induction = [], [], []
@@ -45,49 +66,72 @@ def verify_answers(executor, tasks: list[Task], answers: list[str | None], n_sho
         else:
             induction.append(k)
 
-    # Gold outputs that are not canonical literals (hand-written task files) are evaluated too.
-    gold_set = {tasks[k].output for k in deduction + abduction}
+    # One sandbox call: the abduction answers, the induction answers on the hidden inputs, and the
+    # re-run of every distinct task's gold (grouped by program, so a task's gold re-run shares the
+    # process of the answers to it).
+    flat: list[tuple[str, str]] = []
+    owners: list[tuple[str, object, str]] = []  # ("abd", k, gold) | ("ind", k, gold) | ("gold", task, gold)
+    for k in abduction:
+        flat.append((tasks[k].program, str(answers[k])))
+        owners.append(("abd", k, tasks[k].output))
     for k in induction:
-        gold_set.update(y for _, y in split_induction_pairs(tasks[k], n_shown)[1])
-    gold_texts = sorted(gold_set)
-    gold_values = dict(zip(gold_texts, values_of(executor, gold_texts, timeout_s)))
+        for x, y in _gold_pairs(tasks[k], n_shown):
+            flat.append((str(answers[k]), x))
+            owners.append(("ind", k, y))
+    gold_failure: dict[Task, str] = {}
+    if recheck_gold:
+        for task in dict.fromkeys(tasks[k] for k in deduction + abduction + induction):
+            for x, y in _gold_pairs(task, n_shown):
+                reason = matchable(y, canonical=False)
+                if reason:
+                    gold_failure.setdefault(task, f"gold output {reason}")
+                elif _literal_input(x):
+                    flat.append((task.program, x))
+                    owners.append(("gold", task, y))
+    runs = executor.run_many(flat, timeout_s=timeout_s) if flat else []
+
+    answer_runs: dict[int, list[tuple[object, str]]] = {}
+    for (kind, key, gold), r in zip(owners, runs):
+        if kind == "gold":
+            if not _compare_run(gold, r).correct and key not in gold_failure:
+                gold_failure[key] = f"gold no longer reproduces ({r.status}: {(r.value or r.error or '')[:80]})"
+        else:
+            answer_runs.setdefault(key, []).append((r, gold))
+    for task, why in gold_failure.items():
+        log.warning("dropping a %s task whose %s: %.80r", task.task_type, why, task.program)
 
     if deduction:
-        got = values_of(executor, [str(answers[k]) for k in deduction], timeout_s)
+        got = literals_of([str(answers[k]) for k in deduction])
         for k, (ok, value, err) in zip(deduction, got):
-            verdicts[k] = _compare(gold_values[tasks[k].output], ok, value, err)
-    if abduction:
-        runs = executor.run_many([(tasks[k].program, str(answers[k])) for k in abduction], timeout_s=timeout_s)
-        for k, r in zip(abduction, runs):
-            verdicts[k] = _compare_run(gold_values[tasks[k].output], r)
-    if induction:
-        flat, owners = [], []
-        for k in induction:
-            for x, y in split_induction_pairs(tasks[k], n_shown)[1]:
-                flat.append((str(answers[k]), x))
-                owners.append((k, y))
-        runs = executor.run_many(flat, timeout_s=timeout_s)
-        per_task: dict[int, Verdict] = {}
-        for (k, y), r in zip(owners, runs):
-            v = _compare_run(gold_values[y], r)
-            if not v.correct and k not in per_task:
-                per_task[k] = v
-        for k in induction:
-            verdicts[k] = per_task.get(k, Verdict(True))
+            verdicts[k] = _compare(tasks[k].output, ok, value, err)
+    for k in abduction + induction:
+        verdict = Verdict(True)
+        for r, gold in answer_runs.get(k, []):
+            v = _compare_run(gold, r)
+            if not v.correct:
+                verdict = v
+                break
+        verdicts[k] = verdict
+    for k, task in enumerate(tasks):
+        if task in gold_failure:
+            verdicts[k] = Verdict(False, gold_failure[task], gold_ok=False)
     return verdicts  # type: ignore[return-value]
 
 
-def _compare(gold, ok: bool, value, err) -> Verdict:
-    gold_ok, gold_value, gold_err = gold
-    if not gold_ok:
-        return Verdict(False, f"gold value unavailable: {gold_err}")
+def _compare(gold_text: str, ok: bool, value, err) -> Verdict:
+    try:
+        gold = parse_literal(gold_text)
+    except NotALiteral as e:
+        return Verdict(False, f"gold value unavailable: {e}")
     if not ok:
         return Verdict(False, err or "answer has no value")
-    return Verdict(True) if values_equal(gold_value, value) else Verdict(False, "different value")
+    return Verdict(True) if values_equal(gold, value) else Verdict(False, "different value")
 
 
-def _compare_run(gold, result) -> Verdict:
+def _compare_run(gold_text: str, result) -> Verdict:
     if result.status != "ok":
         return Verdict(False, f"{result.status}: {result.error}")
-    ok, value = _gold(result.value)
-    return _compare(gold, ok, value, None if ok else "canonical value does not parse")
+    try:
+        return _compare(gold_text, True, parse_literal(result.value), None)
+    except NotALiteral:
+        return Verdict(False, "canonical value does not parse")
