@@ -148,3 +148,17 @@ def test_quick_preset_with_a_tiny_context_cap_finishes(tmp_path, capsys):
     assert [m["step"] for m in metrics] == list(range(7))
     assert sum(m.get("skipped/context", 0) for m in metrics) > 0
     assert all(m["errors/sampler"] == 0 for m in metrics[1:])
+
+
+def test_a_task_whose_gold_no_longer_reproduces_is_dropped_not_rewarded(tiny_model, tmp_path):
+    """The gold is re-run when answers are graded; a task whose recorded output no longer comes out
+    gives no rollout (nothing to learn from) and is counted."""
+    stale = Task("deduction", SHORT.program, SHORT.inputs, ("13",))  # f(4) is 12, not 13
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text("".join(json.dumps(t.to_json()) + "\n" for t in [stale, SHORT]))
+    cfg = _cfg(tiny_model, tmp_path / "o", mode="rlvr", rlvr_tasks=str(pool), batch_size=8)
+    path = _train(cfg, ([SHORT],))
+    m = _records(path / "metrics.jsonl")[1]
+    assert m["skipped/stale_gold/deduction"] == 1  # one distinct stale task, however often drawn
+    assert 1 <= m["n_sequences"] < 8  # the stale task's responses were left out
+    assert m["solve_rate/deduction"] == 1.0

@@ -24,6 +24,7 @@ class Graded:
     format_ok: bool  # AZR's <think>/<answer> format test
     answer: str | None  # the parsed answer; None when the format test or the parse failed
     correct: bool
+    gold_ok: bool = True  # False: the task's gold output no longer reproduces (drop the task)
 
     @property
     def reward(self) -> float:
@@ -44,7 +45,7 @@ def grade(executor, tasks: list[Task], texts: list[str], n_shown: int = 5) -> li
         raise ValueError(f"{len(tasks)} tasks but {len(texts)} completions")
     gated = [gated_answer(task.task_type, text) for task, text in zip(tasks, texts)]
     verdicts = verify_answers(executor, list(tasks), [a for _, a in gated], n_shown=n_shown)
-    return [Graded(fmt, a, v.correct) for (fmt, a), v in zip(gated, verdicts)]
+    return [Graded(fmt, a, v.correct, v.gold_ok) for (fmt, a), v in zip(gated, verdicts)]
 
 
 def grade_samples(executor, tasks: list[Task], samples: list[list], n_shown: int = 5) -> list[list[Graded]]:

@@ -19,6 +19,7 @@ trains on the gold answers of that pool (`run_sft_step`). Every phase returns it
 from __future__ import annotations
 
 import json
+import logging
 import random
 import time
 from collections import defaultdict
@@ -38,6 +39,8 @@ from azrlib.trainer.propose import REWARD_BINS, propose  # noqa: F401 - REWARD_B
 from azrlib.trainer.rollouts import PhaseResult, Rollout
 from azrlib.trainer.rollouts import mean as _mean
 from azrlib.trainer.solve import BufferTasks, FixedTasks, solve
+
+log = logging.getLogger(__name__)
 
 STOP = ["</answer>"]
 
@@ -144,6 +147,9 @@ class StepRunner:
             phases = phases.merge(propose(self, step))
         for k, t in enumerate(cfg.task_types):
             phases = phases.merge(solve(self, step, t, k))
+        for task in phases.stale_tasks:  # a gold that stopped reproducing leaves the buffer (logged)
+            if self.source.proposes and self.buffers[task.task_type].remove(task):
+                log.warning("step %d: dropped a %s task whose gold no longer reproduces", step, task.task_type)
         for t in cfg.task_types:
             if self.source.proposes:
                 self.buffers[t].extend(phases.new_tasks[t])

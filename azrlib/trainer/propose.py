@@ -28,6 +28,7 @@ from azrlib.trainer.rollouts import PhaseResult, Rollout, mean, sampled_token_en
 REWARD_BINS = (-1.0, -0.5, 0.0, 0.25, 0.5, 0.75, 1.0)
 TOO_LONG = "solve_prompt_too_long"
 UNRATED = "no_learnability_samples"
+UNSTABLE_GOLD = "gold_not_reproduced"  # the gold changed when re-run for grading (validation passed)
 
 
 def propose(runner, step: int, with_learnability: bool = True) -> PhaseResult:
@@ -82,15 +83,19 @@ def propose(runner, step: int, with_learnability: bool = True) -> PhaseResult:
     t0 = time.perf_counter()
     graded = grade_samples(runner.executor, tasks, samples, n_shown=cfg.n_shown)
     correct = {j: [g.correct for g in gs] for j, gs in zip(valid_idx, graded)}
+    # a gold that does not reproduce when re-run for grading makes the proposal invalid
+    unstable = {j for j, gs in zip(valid_idx, graded) if not all(g.gold_ok for g in gs)}
     timings["learnability_verify"] += time.perf_counter() - t0
 
     result = PhaseResult(timings=dict(timings))
     records = []
     for j, (k, (t, program, c, fmt, p)) in enumerate(zip(mine, parsed)):
         v = validations.get(j)
-        valid = bool(v is not None and v.ok)
+        valid = bool(v is not None and v.ok) and j not in unstable
         rate = sum(correct[j]) / len(correct[j]) if valid and correct.get(j) else None
         reason = "format" if not fmt else (p.reason if not p.ok else (v.reason if v is not None else "ok"))
+        if j in unstable:
+            reason = UNSTABLE_GOLD
         if valid and rate is None:  # no learnability samples: logged, left out of the step
             reward, reason = None, UNRATED
         else:

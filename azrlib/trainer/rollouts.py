@@ -40,6 +40,7 @@ class PhaseResult:
     task_rows: list[dict] = field(default_factory=list)
     new_tasks: dict[str, list[Task]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    stale_tasks: list[Task] = field(default_factory=list)  # golds that stopped reproducing (all ranks)
 
     def merge(self, other: PhaseResult) -> PhaseResult:
         """This result followed by `other` (timings of the same name add up)."""
@@ -50,7 +51,8 @@ class PhaseResult:
         for t, v in other.new_tasks.items():
             new_tasks.setdefault(t, []).extend(v)
         return PhaseResult(self.rollouts + other.rollouts, {**self.stats, **other.stats},
-                           self.task_rows + other.task_rows, new_tasks, timings)
+                           self.task_rows + other.task_rows, new_tasks, timings,
+                           self.stale_tasks + other.stale_tasks)
 
 
 def sampled_token_entropy_mean(logprobs: list[list[float]]) -> float:

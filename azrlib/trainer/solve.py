@@ -6,6 +6,7 @@ from a fixed verified pool), one sample each at the rollout temperature, graded 
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections import defaultdict
@@ -60,12 +61,21 @@ def solve(runner, step: int, t: str, k: int) -> PhaseResult:
     graded = grade(runner.executor, [all_tasks[j] for j, _ in pairs], [c.text for _, c in pairs], n_shown=cfg.n_shown)
     timings["verify"] += time.perf_counter() - t0
     result = PhaseResult(timings=dict(timings))
-    records = []
+    records, stale = [], []
     for (j, c), g in zip(pairs, graded):
+        if not g.gold_ok:  # the task's gold no longer reproduces: no reward to learn from
+            stale.append(all_tasks[j].to_json())
+            continue
         result.rollouts.append(Rollout(t, "solve", list(c.prompt_token_ids), list(c.token_ids), list(c.logprobs),
                                        g.reward, prompt_key=f"s{step}-{t}-{j}"))
         records.append((g.correct, g.format_ok, g.reward, len(c.token_ids), sampled_token_entropy_mean([c.logprobs])))
     records = dist.interleave(dist.gather_lists(records))
+    seen = set()
+    for js in dist.interleave(dist.gather_lists(stale)):
+        key = json.dumps(js, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            result.stale_tasks.append(Task.from_json(js))
     if records:
         result.stats = {
             f"solve_rate/{t}": mean([x[0] for x in records]),
@@ -74,4 +84,6 @@ def solve(runner, step: int, t: str, k: int) -> PhaseResult:
             f"response_length/{t}/solve": mean([x[3] for x in records]),
             f"entropy/solve/{t}": mean([x[4] for x in records]),
         }
+    if result.stale_tasks:  # written only when it happens, so older runs' metrics are unchanged
+        result.stats[f"skipped/stale_gold/{t}"] = len(result.stale_tasks)
     return result
