@@ -6,9 +6,9 @@
     azr rlvr-tasks N --out R/data/rlvr_tasks.jsonl       verified tiny-world tasks for RLVR/SFT
     azr rq2 --tasks RUN/tasks.jsonl --model base=DIR --model NAME=DIR --out R/rq2/questions.jsonl
                                                          RQ2: questions from training, solve rates
-    azr prepare-run RUN_DIR --config C key=value ...     before `azr train --resume`: keep a run
-                                                         directory only if it holds a checkpoint of
-                                                         this same config, else remove it
+    azr prepare-run --config C key=value ...             before `azr train --resume`: keep the run
+                                                         directory (out_dir/run_name) only if it holds
+                                                         a checkpoint of this same config, else remove it
 
 Every output is written to a temporary name and renamed, so a killed step leaves no half file.
 """
@@ -196,7 +196,6 @@ def stale_reason(run_dir: Path, config: dict) -> str | None:
 
 
 def configure_prepare_run(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_dir")
     p.add_argument("--config", required=True, help="training preset or YAML path")
     p.add_argument("overrides", nargs="*", help="the run's key=value overrides")
 
@@ -205,9 +204,10 @@ def run_prepare_run(args: argparse.Namespace) -> int:
     from azrlib.config import config_to_dict, load_config
     from azrlib.trainer.config import TrainConfig
 
-    config = config_to_dict(load_config(TrainConfig, args.config, args.overrides))
+    cfg = load_config(TrainConfig, args.config, args.overrides)
+    config = config_to_dict(cfg)
     config.pop("torch_threads", None)
-    run_dir = Path(args.run_dir)
+    run_dir = Path(cfg.out_dir) / cfg.run_name
     reason = stale_reason(run_dir, config)
     if reason:
         shutil.rmtree(run_dir)

@@ -39,6 +39,6 @@ rule train:
     benchmark:
         "benchmarks/train/{run}.tsv"
     shell:
-        "({AZR} prepare-run {R}/train/{wildcards.run} {params.args} && "
+        "({AZR} prepare-run {params.args} && "
         "cd {ROOT} && {params.launcher} {params.command} --resume {params.args} torch_threads={threads}) "
         "> {R}/{log} 2>&1"
