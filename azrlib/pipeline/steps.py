@@ -22,7 +22,7 @@ import shutil
 import sys
 from pathlib import Path
 
-TASK_TYPES = ("deduction", "abduction", "induction")
+from azrlib.tasks.types import TASK_TYPES
 
 
 def _write_lines(out: Path, rows: list[dict]) -> None:

@@ -9,8 +9,7 @@ for _nb in NOTEBOOKS:
         name:
             f"notebook_{_nb}"
         input:
-            DATA,
-            "manifest.json",
+            "manifest.json",  # written after every data step: the notebooks follow their changes
             ROOT / "notebooks" / f"{_nb}.ipynb",
             REPORT_CODE,
         output:
