@@ -16,7 +16,7 @@
 # %% [markdown]
 # # 00 Overview: what was run
 #
-# The results directory of one `azr reproduce` preset (layout: `docs/results_layout.md`): configs, package
+# The results directory of one `make reproduce` preset (layout: `docs/results_layout.md`): configs, package
 # versions, sandbox isolation, the pipeline's steps, and every training run's curves at a glance.
 # Parameters (cell below, tagged `parameters`): `results_dir`, `preset`, `figures_dir`.
 

@@ -169,9 +169,13 @@ def test_a_second_pipeline_is_refused_and_a_killed_training_run_resumes_from_its
     target = "train/selfplay_s0/checkpoints/step_000003/config.json"
     first = snakemake(R, "--", target, start_new_session=True)
     try:
-        _wait_for(run / "metrics.jsonl", first, 600)  # training has started, the lock is held
-        rc, out = snakemake(R, "--", "data/tinyworld_eval.jsonl")
+        _wait_for(run / "metrics.jsonl", first, 600)  # training has started, the locks are held
+        rc, out = snakemake(R, "--", target)  # the same files: Snakemake's own lock refuses it
         assert rc != 0 and "cannot be locked" in out, out[-3000:]
+        for _ in range(2):  # other files of the same R: refused by the pipeline's lock on R
+            rc, out = snakemake(R, "--", "data/tinyworld_eval.jsonl")
+            assert rc != 0 and "another pipeline is working on" in out, out[-3000:]
+        assert not (R / "data" / "tinyworld_eval.jsonl").exists()
         _wait_for(run / "checkpoints" / "latest", first, 600)  # checkpoint_every 2 of 3 steps
         os.killpg(first.pid, signal.SIGTERM)
         first.wait(timeout=120)
@@ -234,11 +238,12 @@ def test_quick_preset_end_to_end_then_a_rerun_does_nothing(tmp_path):
         assert not errors, f"{nb.name}: {errors[:1]}"
         assert list((R / "figures").glob(f"{nb.stem}_*.png")), f"{nb.name} wrote no figure"
 
-    # a rerun does nothing (and the manifest says every step was skipped)
+    # a rerun does nothing and writes nothing
+    before = {p: p.stat().st_mtime_ns for p in R.rglob("*") if p.is_file() and ".snakemake" not in p.parts}
     rc, out = snakemake(R)
     assert rc == 0 and "Nothing to be done" in out, out[-3000:]
-    steps = json.loads((R / "manifest.json").read_text())["steps"]
-    assert all(s["skipped"] for s in steps.values()), [n for n, s in steps.items() if not s["skipped"]]
+    after = {p: p.stat().st_mtime_ns for p in R.rglob("*") if p.is_file() and ".snakemake" not in p.parts}
+    assert after == before
 
     # a changed setting reruns exactly the steps downstream of it
     downstream_of_results = {"manifest": 1, **NOTEBOOK_RULES, "all": 1}
