@@ -41,15 +41,16 @@ test-fast: venv
 # The paper for a preset (PRESET=tiny|quick|coder3b|coder7b): training runs, evaluations, RQ2,
 # sparsity into runs/$(PRESET)/, then every notebook into reports/$(PRESET)/ and figures/$(PRESET)/
 # (workflow/Snakefile). Up-to-date steps are skipped; ARGS passes Snakemake options, e.g.
-# ARGS="--dry-run", ARGS="--cores 8", ARGS="--forceall", ARGS="--config eval_n=8".
+# ARGS="--dry-run", ARGS="--cores 8", ARGS="--forceall", ARGS="--config eval_n=8" (the preset is
+# the results directory's name).
 reproduce: venv system-deps
 	@mkdir -p runs/$(PRESET)
-	$(SNAKEMAKE) --directory runs/$(PRESET) --config preset=$(PRESET) --profile workflow/profiles/local $(ARGS)
+	$(SNAKEMAKE) --directory runs/$(PRESET) --profile workflow/profiles/local $(ARGS)
 
 # The pipeline's DAG (quick preset: every rule, few jobs) drawn into docs/pipeline.svg.
 dag: venv system-deps
 	@mkdir -p runs/quick
-	$(SNAKEMAKE) --directory runs/quick --config preset=quick --dag --quiet all | dot -Tsvg > docs/pipeline.svg
+	$(SNAKEMAKE) --directory runs/quick --dag --quiet all | dot -Tsvg > docs/pipeline.svg
 
 # Redo from zero: `make clean-runs PRESET=quick` removes one preset's results and reports,
 # `make clean-runs` all of them (committed figures/ and data/reference/ stay).
