@@ -145,7 +145,10 @@ def run_rq2(args: argparse.Namespace) -> int:
     from azrlib.metrics.difficulty import SamplingSettings, evaluate_questions, load_task_rows, sample_questions
     from azrlib.sandbox import Executor
 
-    models = dict(m.split("=", 1) for m in args.model)
+    from azrlib.models import resolve_model_or_exit
+
+    # local directories; hub ids from $AZR_MODELS_DIR or the HF cache, never downloaded
+    models = {name: resolve_model_or_exit(path, "azr rq2") for name, path in (m.split("=", 1) for m in args.model)}
     questions = sample_questions(load_task_rows(args.tasks), n=args.questions, bin_size=args.bin_size, seed=args.seed)
     print(f"{len(questions)} deduction questions from {args.tasks} "
           f"({len({q.bin for q in questions})} bins of {args.bin_size} steps)")
