@@ -7,7 +7,9 @@ PY := $(VENV)/bin/python
 PRESET ?= tiny
 export TQDM_DISABLE ?=
 
-.PHONY: venv system-deps test test-fast reproduce clean-runs demo lab bench clean-venv
+SNAKEMAKE := $(VENV)/bin/snakemake -s workflow/Snakefile
+
+.PHONY: venv system-deps test test-fast reproduce dag clean-runs demo lab bench clean-venv
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,13 +20,16 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 
 venv: $(VENV)/.installed
 
-# bubblewrap gives the sandbox its namespaces; installed when we can (root + apt), else the sandbox
-# says what is missing.
+# bubblewrap gives the sandbox its namespaces, graphviz draws the pipeline (`make dag`); installed
+# when we can (root + apt), else we say what is missing.
 system-deps:
-	@if ! command -v bwrap >/dev/null 2>&1; then \
+	@missing=""; \
+	command -v bwrap >/dev/null 2>&1 || missing="$$missing bubblewrap libseccomp2"; \
+	command -v dot >/dev/null 2>&1 || missing="$$missing graphviz"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    (apt-get update -qq && apt-get install -y -qq bubblewrap libseccomp2) >/dev/null; \
-	  else echo "note: bubblewrap not found; install it (apt-get install bubblewrap) for full sandbox isolation"; fi; \
+	    (apt-get update -qq && apt-get install -y -qq $$missing) >/dev/null; \
+	  else echo "note: not found:$$missing (apt-get install$$missing): bubblewrap for full sandbox isolation, graphviz for make dag"; fi; \
 	fi
 
 test: venv system-deps
@@ -34,10 +39,18 @@ test-fast: venv
 	$(PY) -m pytest -q -x -m "not slow" tests
 
 # The paper for a preset (PRESET=tiny|quick|coder3b|coder7b): training runs, evaluations, RQ2,
-# sparsity into runs/$(PRESET)/, then every notebook into reports/$(PRESET)/ and figures/$(PRESET)/.
-# Up-to-date steps are skipped; ARGS passes options, e.g. ARGS="--jobs 2" or ARGS="--force".
+# sparsity into runs/$(PRESET)/, then every notebook into reports/$(PRESET)/ and figures/$(PRESET)/
+# (workflow/Snakefile). Up-to-date steps are skipped; ARGS passes Snakemake options, e.g.
+# ARGS="--dry-run", ARGS="--cores 8", ARGS="--forceall", ARGS="--config eval_n=8" (the preset is
+# the results directory's name).
 reproduce: venv system-deps
-	$(VENV)/bin/azr reproduce --preset $(PRESET) $(ARGS)
+	@mkdir -p runs/$(PRESET)
+	$(SNAKEMAKE) --directory runs/$(PRESET) --profile workflow/profiles/local $(ARGS)
+
+# The pipeline's DAG (quick preset: every rule, few jobs) drawn into docs/pipeline.svg.
+dag: venv system-deps
+	@mkdir -p runs/quick
+	$(SNAKEMAKE) --directory runs/quick --dag --quiet all | dot -Tsvg > docs/pipeline.svg
 
 # Redo from zero: `make clean-runs PRESET=quick` removes one preset's results and reports,
 # `make clean-runs` all of them (committed figures/ and data/reference/ stay).
@@ -48,8 +61,8 @@ else
 	rm -rf runs reports
 endif
 
-# The environment demo (what `make reproduce` ran before the pipeline): the sandbox's isolation,
-# AZR's seed tasks and CRUXEval re-verified in the sandbox.
+# The environment demo: the sandbox's isolation, AZR's seed tasks and CRUXEval re-verified in the
+# sandbox.
 demo: venv system-deps
 	@start=$$(date +%s); \
 	$(VENV)/bin/azr sandbox-info && \
@@ -57,11 +70,13 @@ demo: venv system-deps
 	$(VENV)/bin/azr check-tasks --cruxeval $${CRUXEVAL:-../shared/data/benchmarks/cruxeval.jsonl}; \
 	rc=$$?; echo "demo took $$(( $$(date +%s) - start )) s"; exit $$rc
 
-# JupyterLab on the notebooks, with this environment registered as the kernel "azrlib".
-# JupyterLab is pinned in requirements.lock; the check is for environments built otherwise.
+# JupyterLab on the notebooks, with this environment registered as the kernel "azrlib". Each
+# notebooks/*.ipynb is paired with a percent-format .py (jupytext): edit either, JupyterLab keeps
+# both in step. JupyterLab and jupytext are pinned in requirements.lock; the check is for
+# environments built otherwise.
 lab: venv
-	@if ! $(PY) -c "import jupyterlab" >/dev/null 2>&1; then \
-	  echo "make lab: JupyterLab is not installed in $(VENV)."; \
+	@if ! $(PY) -c "import jupyterlab, jupytext" >/dev/null 2>&1; then \
+	  echo "make lab: JupyterLab or jupytext is not installed in $(VENV)."; \
 	  echo "Install it with:  $(VENV)/bin/pip install -e '.[lab]'   then run make lab again."; \
 	  exit 1; \
 	fi

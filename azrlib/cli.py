@@ -1,9 +1,12 @@
 """The `azr` command line: one subcommand per job, each a thin wrapper around a library function.
 
 Each subcommand lives in the module that owns the logic. That module exposes
-`configure_parser(parser)` (adds its arguments) and `run_cli(args) -> int` (the exit code; another
-function when the table says `module:function`); the table only names them, so `azr --help`
-stays fast (modules are imported on use).
+`configure_parser(parser)` (adds its arguments) and `run_cli(args) -> int` (the exit code). When the
+table says `module:run_x`, `run_x` runs it and `configure_x` (else `configure_parser`) adds its
+arguments. The table only names them, so `azr --help` stays fast (modules are imported on use).
+
+The paper's workflow (workflow/Snakefile, `make reproduce`) runs every step as one of these
+subcommands; the pipeline's own steps are in `azrlib.pipeline.steps`.
 """
 
 from __future__ import annotations
@@ -24,7 +27,13 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("azrlib.eval.cli", "sample a model on a benchmark, check every sample, write per-sample JSONL rows"),
     "passk": ("azrlib.metrics.passk", "unbiased pass@k from per-sample results, optionally paired vs another model"),
     "sparsity": ("azrlib.metrics.sparsity", "fraction of parameters unchanged between two checkpoints"),
-    "reproduce": ("azrlib.reproduce", "the whole paper for a preset: training runs, evaluations, RQ2, sparsity, notebooks"),
+    "check-base": ("azrlib.pipeline.steps:run_check_base", "pipeline step: the base model resolves locally and has weights"),
+    "eval-tasks": ("azrlib.pipeline.steps:run_eval_tasks", "pipeline step: the tiny-world evaluation subset (tasks per type over the levels)"),
+    "rlvr-tasks": ("azrlib.pipeline.steps:run_rlvr_tasks", "pipeline step: verified tiny-world tasks for the RLVR/SFT baselines"),
+    "prepare-run": ("azrlib.pipeline.steps:run_prepare_run", "pipeline step: keep a run directory only if it can be resumed with this config"),
+    "rq2": ("azrlib.pipeline.steps:run_rq2", "RQ2: questions proposed during training, solve rates of several models"),
+    "notebooks": ("azrlib.report.execute_notebooks", "run the notebooks with papermill on a results directory"),
+    "pipeline-settings": ("azrlib.pipeline.settings", "the workflow's settings (configs/pipeline/<preset>.yaml) and a preset's runs"),
 }
 
 
@@ -52,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     module_name, _, func = target.partition(":")
     module = importlib.import_module(module_name)
     sub_parser = argparse.ArgumentParser(prog=f"azr {name}", description=help_text)
-    module.configure_parser(sub_parser)
+    configure = getattr(module, "configure_" + func.removeprefix("run_"), None) if func else None
+    (configure or module.configure_parser)(sub_parser)
     args = sub_parser.parse_args(argv[1:])
     return int(getattr(module, func or "run_cli")(args) or 0)
 

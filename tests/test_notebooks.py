@@ -1,8 +1,11 @@
-"""The notebooks: their structure, headless execution on a synthetic results directory, and nbval
-of the committed notebooks against the committed reference results (data/reference/tiny).
+"""The notebooks: their structure, their jupytext pairs, headless execution on a synthetic results
+directory, and nbval of the committed notebooks against the committed reference results
+(data/reference/tiny).
 
-Refresh the committed outputs with `python -m azrlib.report.execute_notebooks --inplace` after the
-reference data or the analysis changes; nbval then checks that re-running reproduces them exactly.
+Refresh the committed outputs with `azr notebooks --inplace` after the reference data or the
+analysis changes; nbval then checks that re-running reproduces them exactly. Each notebook is paired
+with a percent-format script (notebooks/<name>.py) so a change reads as a diff; after editing one
+side outside JupyterLab, `jupytext --sync notebooks/*.ipynb` brings the other in step.
 """
 
 import os
@@ -54,6 +57,50 @@ def test_every_notebook_is_listed_and_has_the_contract_parameters():
         assert "check_results" in code and "figs.check()" in code, f"{name}: must end with its checks"
 
 
+def jupytext_differences(ipynb) -> list[str]:
+    """Why `ipynb` and its paired percent-format .py disagree (empty: in sync)."""
+    import jupytext
+
+    py = ipynb.with_suffix(".py")
+    if not py.is_file():
+        return [f"{py.name} is missing (jupytext --set-formats ipynb,py:percent {ipynb.name})"]
+    nb, paired = nbformat.read(str(ipynb), as_version=4), jupytext.read(str(py))
+    problems = []
+    if nb.metadata.get("jupytext", {}).get("formats") != "ipynb,py:percent":
+        problems.append(f"{ipynb.name}: not paired (metadata jupytext.formats)")
+
+    def cells(book):
+        return [(c.cell_type, c.source.strip(), sorted(c.metadata.get("tags", []))) for c in book.cells]
+
+    mine, theirs = cells(nb), cells(paired)
+    if len(mine) != len(theirs):
+        problems.append(f"{ipynb.name}: {len(mine)} cells, {py.name}: {len(theirs)}")
+    problems += [f"{ipynb.name} cell {i} differs from {py.name}" for i, (a, b) in enumerate(zip(mine, theirs)) if a != b]
+    return problems
+
+
+def test_every_notebook_is_paired_with_a_jupytext_script_in_sync():
+    assert sorted(p.stem for p in NB_DIR.glob("*.py")) == sorted(ex.NOTEBOOKS), "a .py without its notebook"
+    problems = [p for name in ex.NOTEBOOKS for p in jupytext_differences(NB_DIR / f"{name}.ipynb")]
+    assert not problems, "\n".join(problems) + "\n(run: jupytext --sync notebooks/*.ipynb)"
+
+
+def test_the_pair_check_sees_an_edit_on_either_side(tmp_path):
+    import shutil
+
+    for suffix in (".ipynb", ".py"):
+        shutil.copy(NB_DIR / f"rq3_entropy{suffix}", tmp_path)
+    nb_path, py_path = tmp_path / "rq3_entropy.ipynb", tmp_path / "rq3_entropy.py"
+    assert jupytext_differences(nb_path) == []
+    py_path.write_text(py_path.read_text().replace("figs.check()", "figs.check()  # edited", 1))
+    assert any("differs" in p for p in jupytext_differences(nb_path))
+    shutil.copy(NB_DIR / "rq3_entropy.py", py_path)
+    nb = nbformat.read(str(nb_path), as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell("1 + 1"))
+    nbformat.write(nb, str(nb_path))
+    assert any("cells" in p for p in jupytext_differences(nb_path))
+
+
 def test_changed_parameters_and_strip_volatile():
     assert ex.changed_parameters({"a": 1, "b": "x"}, {"a": 1, "b": "y", "c": 2}) == {"b": "y", "c": 2}
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")])
@@ -94,7 +141,7 @@ def test_committed_notebooks_match_reference_outputs(tmp_path):
     stale = [n for n in ex.NOTEBOOKS if not _executed(_read(n))]
     if stale:
         pytest.skip(f"notebooks without committed outputs: {stale} "
-                    "(run python -m azrlib.report.execute_notebooks --inplace)")
+                    "(run azr notebooks --inplace)")
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", "--nbval-current-env",
            "--nbval-sanitize-with", str(ROOT / "tests" / "nbval_sanitize.cfg"),
            *[str(NB_DIR / f"{n}.ipynb") for n in ex.NOTEBOOKS]]

@@ -1,4 +1,4 @@
-"""Reading `azr reproduce` results directories (docs/results_layout.md) into tidy tables, the
+"""Reading `make reproduce` results directories (docs/results_layout.md) into tidy tables, the
 paper's figures, and the verdicts the notebooks print. One module per research question:
 
     results     ResultsDir: manifest, runs, metrics, eval rows, RQ2 rows, sparsity files

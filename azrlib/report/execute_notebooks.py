@@ -1,9 +1,11 @@
-"""Run every notebook headless with papermill against one results directory.
+"""Run notebooks headless with papermill against one results directory (the one notebook runner:
+the workflow's notebook rules call it too).
 
-    python -m azrlib.report.execute_notebooks --results-dir runs/quick --preset quick \
-        --figures-dir figures/quick                      # executed copies into reports/quick/
-    python -m azrlib.report.execute_notebooks --inplace  # refresh the committed notebooks' outputs
-                                                         # (defaults: data/reference/tiny, tiny)
+    azr notebooks --results-dir runs/quick --preset quick --figures-dir figures/quick
+                                         # executed copies into reports/quick/
+    azr notebooks --inplace              # refresh the committed notebooks' outputs
+                                         # (defaults: data/reference/tiny, tiny), then
+    jupytext --sync notebooks/*.ipynb    # keep the paired .py files in step
 
 Only parameters that differ from a notebook's own defaults are injected, so refreshing the
 committed notebooks with their defaults adds no injected-parameters cell. Papermill's timing
@@ -105,8 +107,7 @@ def execute_all(results_dir: str, preset: str, figures_dir: str, out_dir: str | 
     return status
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m azrlib.report.execute_notebooks", description=__doc__.split("\n\n")[0])
+def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--results-dir", default=None, help="results directory (default data/reference/tiny with --inplace, else runs/<preset>)")
     p.add_argument("--preset", default="tiny")
     p.add_argument("--figures-dir", default=None, help="default figures/<preset>")
@@ -114,12 +115,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out-dir", default=None, help="where executed copies go without --inplace (default reports/<preset>)")
     p.add_argument("--only", nargs="*", choices=NOTEBOOKS, help="run only these notebooks")
     p.add_argument("--timeout", type=int, default=600, help="per-cell timeout in seconds")
-    args = p.parse_args(argv)
 
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="azr notebooks", description=__doc__.split("\n\n")[0])
+    configure_parser(p)
+    return run_cli(p.parse_args(argv))
+
+
+def run_cli(args: argparse.Namespace) -> int:
     results_dir = args.results_dir or ("data/reference/tiny" if args.inplace else f"runs/{args.preset}")
     figures_dir = args.figures_dir or f"figures/{args.preset}"
     if not resolve(results_dir).is_dir():
-        print(f"execute_notebooks: results directory {results_dir} not found", file=sys.stderr)
+        print(f"azr notebooks: results directory {results_dir} not found", file=sys.stderr)
         return 2
     out_dir = notebooks_dir() if args.inplace else (args.out_dir or f"reports/{args.preset}")
     t0 = time.perf_counter()

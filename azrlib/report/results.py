@@ -1,5 +1,5 @@
 """Reading a results directory laid out as docs/results_layout.md says (the contract between
-`azr reproduce` and the notebooks). Only the files listed there are read; nothing imports torch.
+`make reproduce` and the notebooks). Only the files listed there are read; nothing imports torch.
 
     rd = ResultsDir("data/reference/tiny")     # relative to the repository root
     rd.seeds, rd.run_names(), rd.missing_runs()
@@ -89,7 +89,7 @@ class ResultsDir:
         self.path = resolve(path)
         if not self.path.is_dir():
             raise ResultsError(f"results directory not found: {display_path(self.path)} "
-                               "(run `azr reproduce --preset P`, or point results_dir at data/reference/tiny)")
+                               "(run `make reproduce PRESET=P`, or point results_dir at data/reference/tiny)")
 
     def __repr__(self) -> str:
         return f"ResultsDir({display_path(self.path)!r})"

@@ -1,0 +1,45 @@
+# The inputs of the training runs: the base model, the evaluation subset, the RLVR/SFT tasks.
+
+
+rule base:
+    """The base model resolves locally (directory, $AZR_MODELS_DIR or the HF cache) and has weights."""
+    output:
+        "data/base.json",
+    params:
+        model=BASE,
+    log:
+        "logs/base.log",
+    benchmark:
+        "benchmarks/base.tsv"
+    shell:
+        "{AZR} check-base {params.model} --out {R}/{output} > {R}/{log} 2>&1"
+
+
+rule eval_tasks:
+    """Tiny world: eval_per_type tasks per task type, spread over the levels."""
+    input:
+        TINYWORLD_BENCHMARK,
+    output:
+        "data/tinyworld_eval.jsonl",
+    params:
+        per_type=S.eval_per_type,
+    log:
+        "logs/data/eval_tasks.log",
+    benchmark:
+        "benchmarks/data/eval_tasks.tsv"
+    shell:
+        "{AZR} eval-tasks --benchmark {input} --per-type {params.per_type} --out {R}/{output} > {R}/{log} 2>&1"
+
+
+rule rlvr_tasks:
+    """Verified tiny-world tasks for the RLVR and SFT baselines."""
+    output:
+        "data/rlvr_tasks.jsonl",
+    params:
+        n=S.rlvr_tasks,
+    log:
+        "logs/data/rlvr_tasks.log",
+    benchmark:
+        "benchmarks/data/rlvr_tasks.tsv"
+    shell:
+        "{AZR} rlvr-tasks {params.n} --out {R}/{output} > {R}/{log} 2>&1"
