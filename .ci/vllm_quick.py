@@ -34,10 +34,8 @@ def main() -> int:
            "rollout_engine=vllm", "vllm_max_model_len=1024", "logprob_check_every=1", f"logprob_mismatch_warn={AGREE}"]
     env = dict(os.environ, TQDM_DISABLE="1", PYTHONUNBUFFERED="1")
     start = time.time()
-    log = open(out / "first.log", "w") if out.exists() else None
-    if log is None:
-        out.mkdir(parents=True)
-        log = open(out / "first.log", "w")
+    out.mkdir(parents=True, exist_ok=True)
+    log = open(out / "first.log", "w")
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     latest = run / "checkpoints" / "latest"
     while proc.poll() is None:  # kill once the step-2 checkpoint is in (during step 3)
@@ -59,6 +57,7 @@ def main() -> int:
         print(f"vllm_quick: the resumed run failed ({done.returncode})")
         return 1
     rows = records(run / "metrics.jsonl")
+    timings = {r["step"]: r for r in records(run / "timings.jsonl")}
     steps = [r["step"] for r in rows]
     failed = []
     if sorted(set(steps)) != steps or steps[-1] != 3:
@@ -68,7 +67,8 @@ def main() -> int:
             continue
         value = r.get(KEY)
         print(f"  step {r['step']}: {KEY} {value!s:>12}  max {r.get(KEY + '_max')!s:>12}  "
-              f"tokens {r.get('rollout/logprob_check_tokens')}  weight_sync {r.get('time/weight_sync')} s")
+              f"tokens {r.get('rollout/logprob_check_tokens')}  weight_sync "
+              f"{timings.get(r['step'], {}).get('time/weight_sync')} s")
         if value is None or not value < AGREE:
             failed.append(f"step {r['step']}: {KEY} = {value} (must be < {AGREE})")
     print(f"vllm_quick: {time.time() - start:.0f} s in all")

@@ -37,8 +37,12 @@ def vllm_installed():
     pytest.importorskip("vllm", reason="vllm is not installed (make venv-vllm; see docs/gpu.md)")
 
 
-def _run(out_dir: Path, **overrides) -> tuple[list[dict], object]:
-    """A 2-step self-play run on vLLM; returns the per-step metric records and the sampler."""
+def _records(path: Path) -> list[dict]:
+    return [r for r in (json.loads(line) for line in path.read_text().splitlines()) if r.get("step", 0) >= 1]
+
+
+def _run(out_dir: Path, **overrides) -> tuple[list[dict], list[dict], object]:
+    """A 2-step self-play run on vLLM; returns its per-step metric and timing records and the sampler."""
     from azrlib.trainer.trainer import Trainer
 
     cfg = load_config(TrainConfig, {
@@ -53,8 +57,7 @@ def _run(out_dir: Path, **overrides) -> tuple[list[dict], object]:
         path = trainer.train()
     finally:
         trainer.close()
-    rows = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
-    return [r for r in rows if r.get("step", 0) >= 1], trainer.sampler
+    return _records(path / "metrics.jsonl"), _records(path / "timings.jsonl"), trainer.sampler
 
 
 def test_trainer_on_vllm_syncs_after_every_update_and_agrees_every_step(tmp_path):
@@ -62,12 +65,12 @@ def test_trainer_on_vllm_syncs_after_every_update_and_agrees_every_step(tmp_path
 
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*disagree", category=RuntimeWarning)  # the check, failing
-        metrics, sampler = _run(tmp_path)
-    assert isinstance(sampler, VLLMSampler) and sampler.weight_path is not None
+        metrics, timings, sampler = _run(tmp_path)
+    assert isinstance(sampler, VLLMSampler) and sampler.weight_path == "in_process"  # one process: tensors
     assert [m["step"] for m in metrics] == [1, 2]
-    for m in metrics:
+    for m, t in zip(metrics, timings):
         assert m[weight_sync.MISMATCH_KEY] < AGREE, m
-        assert m["rollout/logprob_check_tokens"] > 0 and m["time/weight_sync"] > 0
+        assert m["rollout/logprob_check_tokens"] > 0 and t["time/weight_sync"] > 0
     assert metrics[0]["grad_norm"] > 0  # the update moved the weights: step 2 compared synced weights
 
 
@@ -75,7 +78,7 @@ def test_a_skipped_sync_is_caught_by_the_check(tmp_path, monkeypatch):
     sent = []
     monkeypatch.setattr(weight_sync.RolloutSync, "after_update", lambda self: sent.append(0) or 0)
     with pytest.warns(RuntimeWarning, match="disagree"):
-        metrics, _ = _run(tmp_path)
+        metrics, _, _ = _run(tmp_path)
     assert sent, "the trainer never reached the sync"
     # step 1 samples with the base weights the engine was started with: agreement; step 2 samples with
     # them again although the trainer has moved on: the check flags it
