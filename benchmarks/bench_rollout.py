@@ -242,6 +242,10 @@ def engines_table(args) -> None:
     and for vLLM's CPU worker (VLLM_CPU_OMP_THREADS_BIND; its engine core is a separate process, so
     only wall time is comparable). Start time: loading the checkpoint and building the sampler
     (HF; model.generate shares it) or starting the vLLM engine (enforce_eager, fp32)."""
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        sys.exit("--engines needs vllm: run it with .venv-vllm/bin/python (make venv-vllm)")
     threads = args.threads[0]
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "0" if threads == 1 else f"0-{threads - 1}")

