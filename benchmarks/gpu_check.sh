@@ -5,9 +5,11 @@
 #      copy, weights are synced after every update and rollout/logprob_mismatch checked every step;
 #   3. one coder3b-shaped update step (random weights, the preset's real shapes) on the presets'
 #      FSDP2 path, then a weight sync into a bf16 engine copy and the log-prob check;
-#   4. the same step on the ddp path (fp32 + bf16 autocast) for comparison, if time remains.
+#   4. the same step on the ddp path (fp32 + bf16 autocast) for comparison, if time remains;
+#   5. when vLLM is importable: one colocated engine (benchmarks/gpu_vllm.py): sampling tokens/s,
+#      sleep/wake (memory released), weight sync time, log-prob mismatch synced vs not.
 #   bash benchmarks/gpu_check.sh [extra gpu_step.py args, e.g. --seqs-per-group 32]
-# Needs torch with CUDA and transformers (no vLLM, no internet); uses the repo in place.
+# Needs torch with CUDA and transformers (vLLM optional: section 5), no internet; uses the repo in place.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" TQDM_DISABLE=1 PYTHONUNBUFFERED=1
@@ -44,10 +46,22 @@ else
     STATUS[ddp]="skipped (time budget)"
 fi
 
+echo "== 5. vLLM: sampling, sleep/wake, weight sync, log-prob mismatch =="
+if $PY -c "import vllm" >/dev/null 2>&1; then
+    if (( $(left) > 90 )); then
+        timeout "$(limit 0)" $PY benchmarks/gpu_vllm.py --json "$OUT/vllm.json" \
+            && STATUS[vllm]=ok || STATUS[vllm]="failed or out of time ($?)"
+    else
+        STATUS[vllm]="skipped (time budget)"
+    fi
+else
+    STATUS[vllm]="skipped (vllm not importable)"
+fi
+
 echo
 echo "== summary ($(( $(date +%s) - START )) s) =="
 STATUS_TINY="${STATUS[tiny]}" STATUS_TINY_FSDP="${STATUS[tiny_fsdp]}" STATUS_FSDP="${STATUS[fsdp]}" \
-STATUS_DDP="${STATUS[ddp]}" $PY - "$OUT" <<'EOF'
+STATUS_DDP="${STATUS[ddp]}" STATUS_VLLM="${STATUS[vllm]}" $PY - "$OUT" <<'EOF'
 import json, os, sys
 from pathlib import Path
 out = Path(sys.argv[1])
@@ -70,4 +84,10 @@ for key, label in (("fsdp", "coder3b shape, FSDP2 world 1"), ("ddp", "coder3b sh
     else:
         text = "-"
     print(f"| {label} | {os.environ['STATUS_' + key.upper()]} | {text} |")
+f = out / "vllm.json"
+r = json.loads(f.read_text()) if f.exists() else None
+text = (f"{r['tokens_per_s']:.0f} tok/s sampling, start {r['start_s']:.0f} s, sleep released {r['released_gib']:.2f} GiB, "
+        f"sync {r['sync_s']:.3f} s ({r['weight_path']}), logprob_mismatch {r['mismatch']:.2g} synced / "
+        f"{r['mismatch_unsynced']:.2g} unsynced (fp32: expect < 1e-4 / far above)") if r else "-"
+print(f"| vLLM engine (fp32, random ~40M Qwen2) | {os.environ['STATUS_VLLM']} | {text} |")
 EOF

