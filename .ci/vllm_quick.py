@@ -31,7 +31,7 @@ def main() -> int:
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp(prefix="vllm_quick_"))
     run = out / "quick_vllm"
     cmd = [sys.executable, "-m", "azrlib.cli", "train", "--config", "quick", f"out_dir={out}", "run_name=quick_vllm",
-           "rollout_engine=vllm", "vllm_max_model_len=1024", "logprob_check_every=1", f"logprob_mismatch_warn={AGREE}"]
+           "rollout_engine=vllm", "vllm_max_model_len=1024", "logprob_check_every=1", f"logprob_mismatch_warn={AGREE}", f"logprob_mismatch_fail={AGREE}"]
     env = dict(os.environ, TQDM_DISABLE="1", PYTHONUNBUFFERED="1")
     start = time.time()
     out.mkdir(parents=True, exist_ok=True)

@@ -204,6 +204,10 @@ def test_logprob_check_is_zero_after_sync_and_large_without(tiny_dir):
         stale = sync.check(4, _as_rollouts(stale_rows))
     assert stale[MISMATCH_KEY] > 0.05
     assert sync.check(5, _as_rollouts(stale_rows)) == {}  # not a check step
+    strict = RolloutSync(trainer_model, engine, pad_id=0, device="cpu", check_every=1, check_seqs=6,
+                         warn_above=1.0, fail_above=1e-4)  # as TrainConfig.logprob_mismatch_fail
+    with pytest.raises(RuntimeError, match="logprob_mismatch_fail"):
+        strict.check(4, _as_rollouts(stale_rows))
 
     assert sync.after_update() == len(trainer_model.state_dict())
     fresh_rows = engine.generate(PROMPTS, n=2, max_new_tokens=12, seed=1)

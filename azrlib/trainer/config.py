@@ -95,6 +95,7 @@ class TrainConfig:
     logprob_check_every: int = option(10, "when the engine holds its own weights: every N steps compare its log-probs of sampled tokens with the trainer's (rollout/logprob_mismatch; 0: never)")
     logprob_check_seqs: int = option(16, "sequences per rank in that check")
     logprob_mismatch_warn: float = option(0.05, "warn when the mean |log-prob difference| per token exceeds this")
+    logprob_mismatch_fail: float = option(0.0, "stop the run when the mean |log-prob difference| per token exceeds this (0: never; CI's vLLM run uses 1e-4 in fp32)")
 
     def __post_init__(self):
         checks = [

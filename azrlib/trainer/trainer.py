@@ -112,7 +112,7 @@ class Trainer:
             rollout_sync = RolloutSync(
                 self.model, self.sampler, pad_id=self.tokenizer.pad_token_id or 0, device=device,
                 check_every=cfg.logprob_check_every, check_seqs=cfg.logprob_check_seqs,
-                warn_above=cfg.logprob_mismatch_warn, token_budget=cfg.micro_batch_tokens, autocast_bf16=cfg.amp_bf16,
+                warn_above=cfg.logprob_mismatch_warn, fail_above=cfg.logprob_mismatch_fail, token_budget=cfg.micro_batch_tokens, autocast_bf16=cfg.amp_bf16,
                 sync_dtype=getattr(torch, cfg.fsdp_param_dtype if cfg.parallel == "fsdp" else cfg.dtype))
         rlvr_pool: dict = {}
         if cfg.mode in ("rlvr", "sft"):

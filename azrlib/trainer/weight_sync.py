@@ -111,11 +111,11 @@ class RolloutSync:
     """The trainer's side of a rollout engine with its own weights: check, release, sync.
 
     Per step (see `StepRunner.run_step`): `check(step, rollouts)` before the update (every
-    `check_every` steps; a warning above `warn_above`), `before_update()` (the engine releases its
+    `check_every` steps; a warning above `warn_above`, an error above `fail_above` when set), `before_update()` (the engine releases its
     GPU memory when it can: vLLM sleep mode) and `after_update()` (full weight sync; wakes it)."""
 
     def __init__(self, model: torch.nn.Module, sampler, *, pad_id: int, device: torch.device | str,
-                 check_every: int = 10, check_seqs: int = 16, warn_above: float = 0.05,
+                 check_every: int = 10, check_seqs: int = 16, warn_above: float = 0.05, fail_above: float = 0.0,
                  token_budget: int = 16384, autocast_bf16: bool = False, sync_dtype: torch.dtype | None = None):
         from azrlib.trainer import fsdp
 
@@ -127,6 +127,7 @@ class RolloutSync:
         self.check_every = check_every
         self.check_seqs = check_seqs
         self.warn_above = warn_above
+        self.fail_above = fail_above  # 0: never
         self.token_budget = token_budget
         self.autocast_bf16 = autocast_bf16
         self.sync_dtype = sync_dtype
@@ -148,6 +149,9 @@ class RolloutSync:
                           f"(mean |diff| {stats[MISMATCH_KEY]:.4g} > {self.warn_above:g}, max "
                           f"{stats[MISMATCH_KEY + '_max']:.4g}): weights out of sync, or a precision gap",
                           RuntimeWarning, stacklevel=2)
+        if self.fail_above and stats[MISMATCH_KEY] > self.fail_above:
+            raise RuntimeError(f"step {step}: mean |log-prob difference| {stats[MISMATCH_KEY]:.4g} between the rollout "
+                               f"engine and the trainer exceeds logprob_mismatch_fail={self.fail_above:g}")
         return stats
 
     def before_update(self) -> None:
