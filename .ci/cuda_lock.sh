@@ -18,6 +18,8 @@ VLLM_VERSION=0.33.0
 PLATFORM=x86_64-manylinux_2_35
 UV_VERSION=0.13.9
 LOCK=requirements-cuda.lock
+# Pure-Python packages published only as source (Snakemake's connection-pool): built, not required as wheels.
+SDIST_ONLY="--no-binary connection-pool"
 start=$(date +%s)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -29,9 +31,9 @@ fi
 { echo "vllm==$VLLM_VERSION"; grep -E '^[A-Za-z0-9]' requirements.lock | sed 's/==.*//' | grep -v -x -E 'torch|transformers'; } > "$work/in.txt"
 compile() {  # compile OUT [extra uv args...]
   local out=$1; shift
-  # --isolated-like: no pip.conf, no local wheel folders; PyPI only.
+  # no pip.conf, no local wheel folders: uv's default package index only.
   env -u PIP_FIND_LINKS -u PIP_CONSTRAINT UV_NO_CONFIG=1 "$UV" pip compile "$work/in.txt" -o "$out" \
-    --python-version 3.11 --python-platform "$PLATFORM" --only-binary :all: --index-url https://pypi.org/simple \
+    --python-version 3.11 --python-platform "$PLATFORM" --only-binary :all: $SDIST_ONLY \
     --no-header --no-annotate --quiet "$@"
 }
 if [ "${1:-}" = "--check" ]; then
