@@ -67,12 +67,10 @@ def _packed_attention(module, query, key, value, attention_mask, dropout: float 
     group = query.shape[1] // key.shape[1]
     if group > 1:  # grouped-query heads: as transformers' repeat_kv
         key, value = key.repeat_interleave(group, dim=1), value.repeat_interleave(group, dim=1)
-    outs, start = [], 0
-    for n in lengths:
-        end = start + n
-        outs.append(F.scaled_dot_product_attention(query[:, :, start:end], key[:, :, start:end], value[:, :, start:end],
-                                                   dropout_p=dropout, is_causal=True, scale=scaling))
-        start = end
+    # split, not slicing: the backward of one split is one cat, the backward of each slice would
+    # be a zero tensor of the whole row (that was ~30% of the update's time)
+    outs = [F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True, scale=scaling)
+            for q, k, v in zip(query.split(lengths, dim=2), key.split(lengths, dim=2), value.split(lengths, dim=2))]
     out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
     return out.transpose(1, 2).contiguous(), None
 
