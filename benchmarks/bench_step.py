@@ -92,7 +92,8 @@ def run_steps(args) -> dict:
     from azrlib.trainer.trainer import Trainer
 
     with tempfile.TemporaryDirectory() as tmp:
-        overrides = [f"steps={args.steps}", f"out_dir={tmp}", "run_name=bench", "validate_every=0",
+        out_dir = args.out_dir or tmp
+        overrides = [f"steps={args.steps}", f"out_dir={out_dir}", "run_name=bench", "validate_every=0",
                      f"checkpoint_every={args.steps}"] + args.overrides
         cfg = load_config(TrainConfig, args.config, overrides)
         note = ""
@@ -227,6 +228,7 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--dense-len", type=int, default=256, help="row length of the dense baseline")
     ap.add_argument("--json-out", default=None, help="append the JSON line to this file")
+    ap.add_argument("--out-dir", default=None, help="keep the run (metrics.jsonl) under OUT_DIR/bench")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
     result = run_update(args) if args.update_only else run_steps(args)

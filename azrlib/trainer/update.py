@@ -3,8 +3,9 @@
 Sequences are packed without padding. A micro-batch is one row [1, N] holding its prompt+response
 sequences back to back, at most `micro_batch_tokens` real tokens; position ids restart at 0 for
 each sequence, and attention runs causally inside each sequence only (`_packed_attention`, a
-transformers attention implementation that loops over the sequences with causal SDPA), so no
-token is padding and no [N, N] mask is ever built. The model's own modules do everything else.
+transformers attention implementation: the sequences are gathered into a few right-padded
+batches of similar lengths for causal SDPA, then scattered back), so the projections and MLPs see
+no padding and no [N, N] mask is ever built. The model's own modules do everything else.
 Only the positions that predict a response token go through lm_head and log_softmax (the prompt
 positions' logits feed nothing), and the full-vocabulary entropy logged per group comes from that
 same log_softmax. When the logits of a micro-batch would be large (Qwen's 151k vocabulary), the
@@ -47,32 +48,82 @@ from azrlib.trainer.ppo import ppo_loss
 ATTENTION_NAME = "azr_packed"
 # Logit elements per lm_head chunk before the projection is chunked and checkpointed (fp32: 128 MB).
 LOGIT_BUDGET = 1 << 25
-_SEGMENTS: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("azr_packed_segments", default=None)
+_SEGMENTS: contextvars.ContextVar["_Layout | None"] = contextvars.ContextVar("azr_packed_layout", default=None)
 
 
 # ------------------------------------------------------------------------------ packed attention
+
+class _Layout:
+    """Where each packed sequence goes in a few right-padded attention batches: sequences sorted by
+    length and grouped while within 20% of their group's longest, so a micro-batch's attention
+    is a handful of batched causal SDPA calls (one call per sequence was slower: hundreds of tiny
+    parallel regions per layer, each waiting for both cores). Right padding needs no mask: a real
+    query never sees the keys after it. Built once per micro-batch and device."""
+
+    def __init__(self, lengths: list[int]):
+        self.lengths = lengths
+        self._built: tuple | None = None
+
+    def build(self, device):
+        if self._built is not None and self._built[0] == device:
+            return self._built[1:]
+        lengths = self.lengths
+        starts = [0]
+        for n in lengths[:-1]:
+            starts.append(starts[-1] + n)
+        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+        groups, cur = [], []
+        for i in order:
+            if cur and lengths[i] < 0.8 * lengths[cur[0]]:
+                groups.append(cur)
+                cur = []
+            cur.append(i)
+        if cur:
+            groups.append(cur)
+        gather, inverse, shapes, offset = [], [0] * sum(lengths), [], 0
+        for g in groups:
+            width = lengths[g[0]]
+            for r, i in enumerate(g):
+                n, s0 = lengths[i], starts[i]
+                gather.extend(range(s0, s0 + n))
+                gather.extend([s0 + n - 1] * (width - n))  # padding: a copy of the last token
+                for t in range(n):
+                    inverse[s0 + t] = offset + r * width + t
+            shapes.append((len(g), width))
+            offset += len(g) * width
+        long = lambda xs: torch.tensor(xs, dtype=torch.long, device=device)  # noqa: E731
+        self._built = (device, long(gather), long(inverse), shapes)
+        return self._built[1:]
+
 
 def _packed_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None,
                       sliding_window=None, **kwargs):
     """Causal attention inside each packed sequence. query [1, heads, N, dim], key/value
     [1, kv_heads, N, dim]; returns [1, N, heads, dim] (what transformers' attention layers expect)."""
-    lengths = _SEGMENTS.get()
-    if lengths is None:
+    layout = _SEGMENTS.get()
+    if layout is None:
         raise RuntimeError("the packed attention ran outside update.packed_attention(): it would attend across "
                            "sequences")
     if sliding_window:
         raise ValueError("packed attention supports full attention only (this layer has a sliding window)")
-    if query.shape[0] != 1 or sum(lengths) != query.shape[2]:
-        raise ValueError(f"packed attention expects one row of {sum(lengths)} tokens, got {tuple(query.shape)}")
+    if query.shape[0] != 1 or sum(layout.lengths) != query.shape[2]:
+        raise ValueError(f"packed attention expects one row of {sum(layout.lengths)} tokens, got {tuple(query.shape)}")
+    gather, inverse, shapes = layout.build(query.device)
     group = query.shape[1] // key.shape[1]
-    if group > 1:  # grouped-query heads: as transformers' repeat_kv
-        key, value = key.repeat_interleave(group, dim=1), value.repeat_interleave(group, dim=1)
-    # split, not slicing: the backward of one split is one cat, the backward of each slice would
-    # be a zero tensor of the whole row (that was ~30% of the update's time)
-    outs = [F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True, scale=scaling)
-            for q, k, v in zip(query.split(lengths, dim=2), key.split(lengths, dim=2), value.split(lengths, dim=2))]
-    out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
-    return out.transpose(1, 2).contiguous(), None
+    heads, dim = query.shape[1], query.shape[3]
+    sizes = [rows * width for rows, width in shapes]
+    # token-major [N, heads, dim]: the gather, the split and their backward (index_add, cat) all
+    # work on whole rows
+    q, k, v = (t[0].transpose(0, 1).index_select(0, gather).split(sizes) for t in (query, key, value))
+    outs = []
+    for (rows, width), qg, kg, vg in zip(shapes, q, k, v):
+        if group > 1:  # grouped-query heads: as transformers' repeat_kv
+            kg, vg = kg.repeat_interleave(group, dim=1), vg.repeat_interleave(group, dim=1)
+        qg, kg, vg = (x.unflatten(0, (rows, width)).transpose(1, 2) for x in (qg, kg, vg))  # [rows, heads, width, dim]
+        o = F.scaled_dot_product_attention(qg, kg, vg, dropout_p=dropout, is_causal=True, scale=scaling)
+        outs.append(o.transpose(1, 2).reshape(rows * width, heads, dim))
+    out = (outs[0] if len(outs) == 1 else torch.cat(outs)).index_select(0, inverse)
+    return out[None], None
 
 
 def _register() -> None:
@@ -85,7 +136,7 @@ def _register() -> None:
 def packed_attention(configs: Sequence, lengths: Sequence[int]) -> Iterator[None]:
     """Within the block, models with these configs attend inside the given packed sequences."""
     _register()
-    token = _SEGMENTS.set([int(n) for n in lengths])
+    token = _SEGMENTS.set(_Layout([int(n) for n in lengths]))
     saved = [(c, c._attn_implementation) for c in {id(c): c for c in configs}.values()]
     try:
         for c, _ in saved:
