@@ -56,9 +56,11 @@ _SEGMENTS: contextvars.ContextVar["_Layout | None"] = contextvars.ContextVar("az
 class _Layout:
     """Where each packed sequence goes in a few right-padded attention batches: sequences sorted by
     length and grouped while within 20% of their group's longest, so a micro-batch's attention
-    is a handful of batched causal SDPA calls (one call per sequence was slower: hundreds of tiny
-    parallel regions per layer, each waiting for both cores). Right padding needs no mask: a real
-    query never sees the keys after it. Built once per micro-batch and device."""
+    is a handful of batched causal SDPA calls instead of one per sequence (on the shared 2-core
+    machine the two measured alike within noise, 7.6-8.8 vs 7.6-7.7 CPU s per 9k-token
+    forward+backward at 2 threads; the groups keep the op count per layer independent of the
+    batch size). Right padding needs no mask: a real query never sees the keys after it. Built
+    once per micro-batch and device."""
 
     def __init__(self, lengths: list[int]):
         self.lengths = lengths
