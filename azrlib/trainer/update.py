@@ -287,6 +287,7 @@ def backward_micro_batches(model, policy, micros: list[FlatBatch | None], loss_f
                     if has_trainable:
                         for key, val in s.items():
                             stats[key].append(val)
+                        stats["_tokens"].append(float(batch.response_mask.sum()))
         if real and ent is not None:
             e = ent.detach().float()
             count = torch.bincount(batch.owner, minlength=len(batch.lengths)).float()
@@ -342,8 +343,14 @@ def ppo_epoch(model, policy, optimizer, cfg, rollouts: list, advantages: list[fl
         stats, entropies = backward_micro_batches(model, policy, batches, loss_fn, temperature=cfg.temperature,
                                                   with_entropy=True, amp_bf16=cfg.amp_bf16,
                                                   ref_model=ref_model if kl_coef else None)
+        # one value per mini-batch, whatever its micro-batching: the loss terms (already divided
+        # by the mini-batch's tokens) summed, the ratios token-weighted
+        weights = stats.pop("_tokens", [])
         for key, vals in stats.items():
-            out[key].extend(vals)
+            if key in ("clip_frac", "ratio_mean"):
+                out[key].append(sum(v * w for v, w in zip(vals, weights)) / max(sum(weights), 1.0))
+            else:
+                out[key].append(sum(vals))
         for c, ents in zip(chunks, entropies):
             for k, e in zip(c, ents or []):
                 ent_sum[rollouts[k].group] += e
