@@ -32,8 +32,9 @@ def _padded(model, temperature, n_tokens, entropy_coef):
     b = pack(PROMPTS, RESPONSES, OLDS, ADV, pad_id=0)
     b.response_mask = b.response_mask * torch.tensor(TRAINABLE, dtype=torch.float32)[:, None]
     logp, ent = token_logprobs(model, b, temperature)
-    loss, _ = ppo_loss(logp, b, 0.2, ent, entropy_coef, token_normalizer=n_tokens)
+    loss, stats = ppo_loss(logp, b, 0.2, ent, entropy_coef, token_normalizer=n_tokens)
     loss.backward()
+    _padded.stats = stats
     rows = [(k, len(p) - 1, len(r)) for k, (p, r) in enumerate(zip(PROMPTS, RESPONSES))]
     flat = lambda t: torch.cat([t[k, s:s + n] for k, s, n in rows])  # noqa: E731
     return float(loss.detach()), flat(logp.detach()), flat(ent.detach()), _grads(model)
@@ -98,6 +99,8 @@ def test_ppo_epoch_matches_a_padded_mini_batch_step():
     for pa, pb in zip(a.parameters(), b.parameters()):
         assert torch.allclose(pa, pb, atol=1e-6)
     assert stats["n_sequences"] == 4 and stats["n_trained_sequences"] == 3
+    for key, value in _padded.stats.items():  # one value per mini-batch, not per micro-batch
+        assert abs(stats[f"loss/{key}"] - value) < 1e-5, key
     assert set(stats) >= {"loss/pg_loss", "loss/clip_frac", "grad_norm", "entropy_full/solve/deduction"}
 
 
