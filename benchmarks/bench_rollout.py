@@ -4,7 +4,7 @@
         [--max-new-tokens 96] [--threads 1 2] [--dtype float32 bfloat16] [--repeats 3] [--device cpu]
 
 Model: `--model DIR`, else `data/tiny_base` when it exists, else a random ~1M-parameter Qwen2 with
-a byte-level BPE tokenizer built into a temporary directory (`azrlib.rollout.tiny_model`).
+a byte-level BPE tokenizer built into a temporary directory (`tests/tiny_model.py`).
 All engines get the same prompts (lengths spread over 0.75-1.25 x --prompt-tokens, so batches are
 left padded; no shared prefix), the same batch (all prompts at once, n=1), the same max_new_tokens,
 sampling at temperature 1, top-p 1, no stop strings. Tokens/s counts generated tokens (EOS
@@ -26,11 +26,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))  # tiny_model
 
 import torch  # noqa: E402
 
 from azrlib.rollout.hf import HFSampler  # noqa: E402
-from azrlib.rollout.tiny_model import build_tiny_checkpoint, synthetic_corpus  # noqa: E402
+from tiny_model import build_tiny_checkpoint, synthetic_corpus  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

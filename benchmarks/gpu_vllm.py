@@ -24,10 +24,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))  # the tiny test model
 
 import torch  # noqa: E402
 
-from azrlib.rollout.tiny_model import build_tiny_checkpoint  # noqa: E402
+from tiny_model import build_tiny_checkpoint  # noqa: E402
 
 try:
     from azrlib.trainer import weight_sync

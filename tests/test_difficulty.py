@@ -8,7 +8,7 @@ import pytest
 from azrlib.metrics.difficulty import (SamplingSettings, evaluate_questions, load_task_rows, sample_questions,
                                        summarize_by_bin)
 from azrlib.rollout.hf import HFSampler
-from azrlib.rollout.tiny_model import build_tiny_checkpoint
+from tiny_model import build_tiny_checkpoint
 from azrlib.sandbox import Executor
 
 

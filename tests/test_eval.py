@@ -348,7 +348,7 @@ def tinyworld_tasks() -> list[Task]:
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    from azrlib.rollout.tiny_model import build_tiny_checkpoint
+    from tiny_model import build_tiny_checkpoint
 
     return build_tiny_checkpoint(tmp_path_factory.mktemp("tiny_eval_model"))
 

@@ -17,7 +17,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from azrlib.rollout.tiny_model import build_tiny_checkpoint
+from tiny_model import build_tiny_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 WORLD = 2

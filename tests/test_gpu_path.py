@@ -18,7 +18,7 @@ import torch
 
 from azrlib.config import ConfigError, load_config
 from azrlib.models import PUBLIC_CHECKPOINTS, ModelNotFoundError, resolve_model
-from azrlib.rollout.tiny_model import build_tiny_checkpoint
+from tiny_model import build_tiny_checkpoint
 from azrlib.trainer.weight_sync import MISMATCH_KEY, RolloutSync, logprob_mismatch, shares_weights, sync_weights
 from azrlib.trainer.config import TrainConfig
 

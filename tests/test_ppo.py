@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from azrlib.rollout.tiny_model import build_tiny_model
+from tiny_model import build_tiny_model
 from azrlib.trainer.ppo import pack, ppo_loss, token_logprobs
 
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from azrlib.rollout import Completion, HFSampler
-from azrlib.rollout.tiny_model import build_tiny_checkpoint, build_tiny_model
+from tiny_model import build_tiny_checkpoint, build_tiny_model
 
 torch.set_num_threads(1)
 
@@ -325,8 +325,8 @@ def test_bad_input_is_rejected_clearly(tmp_path, sampler):
         sampler.generate(PROMPTS, max_new_tokens=0)
     with pytest.raises(ValueError, match="stop"):
         sampler.generate(PROMPTS, stop=[""])
-    with pytest.raises(ValueError, match="max_position_embeddings"):
-        sampler.generate(PROMPTS, max_new_tokens=10**6)
+    too_long = sampler.generate(PROMPTS, n=2, max_new_tokens=10**6)  # every prompt fails alone
+    assert all(c.finish_reason == "error" and not c.token_ids for row in too_long for c in row)
     with pytest.raises(ValueError, match="prompts but"):
         sampler.score(PROMPTS, [[1]])
     with pytest.raises(ValueError, match="outside the vocabulary"):
@@ -420,3 +420,21 @@ def test_vllm_weight_sync(vllm_sampler, hf_reference):
             assert all(math.isfinite(v) for v in completion.logprobs)
     finally:
         vllm_sampler.load_weights(hf_reference.model.state_dict())  # back to the fixture's weights
+
+
+def test_a_prompt_too_long_for_the_model_fails_alone(sampler):
+    """Prompt + max_new_tokens beyond max_position_embeddings: that prompt's samples come back empty
+    with finish_reason "error" and a reason; the other prompts of the call are sampled as usual."""
+    limit = sampler.model.config.max_position_embeddings
+    long_prompt = "x = 1\n" * limit  # far more tokens than positions
+    prompts = [PROMPTS[0], long_prompt, PROMPTS[2]]
+    rows = sampler.generate(prompts, n=3, max_new_tokens=8, seed=5)
+    assert [len(r) for r in rows] == [3, 3, 3]
+    for c in rows[1]:
+        assert c.finish_reason == "error" and c.token_ids == [] and c.text == "" and c.logprobs == []
+        assert "max_position_embeddings" in c.error and c.prompt_index == 1
+    for i in (0, 2):
+        for j, c in enumerate(rows[i]):
+            assert (c.prompt_index, c.sample_index) == (i, j) and c.error is None
+            assert c.token_ids and c.finish_reason in ("length", "eos")
+            assert_logprobs_match(sampler.model, c)

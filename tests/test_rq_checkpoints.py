@@ -106,7 +106,7 @@ def test_checkpoint_entropy_on_a_real_model_agrees_with_the_samplers_own_logprob
     (raw T = 1 logits) for the same tokens: an independent path through the model, with right
     padding in the teacher-forced batch and left padding in the sampler's."""
     from azrlib.rollout.hf import HFSampler
-    from azrlib.rollout.tiny_model import build_tiny_checkpoint
+    from tiny_model import build_tiny_checkpoint
 
     path = build_tiny_checkpoint(tmp_path / "m")
     sampler = HFSampler(path, num_threads=1)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from azrlib.config import ConfigError, config_to_dict, load_config
-from azrlib.rollout.tiny_model import build_tiny_checkpoint
+from tiny_model import build_tiny_checkpoint
 from azrlib.tasks.types import Task
 from azrlib.trainer.config import TrainConfig
 from azrlib.trainer.context import model_context

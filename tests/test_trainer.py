@@ -19,7 +19,7 @@ import torch
 from azrlib.cli import main as azr_main
 from azrlib.config import load_config
 from azrlib.rollout.base import Completion
-from azrlib.rollout.tiny_model import build_tiny_checkpoint
+from tiny_model import build_tiny_checkpoint
 from azrlib.tasks.templates import render_proposal_answer, render_solver_answer
 from azrlib.tasks.types import Task
 from azrlib.trainer.config import TrainConfig

@@ -32,7 +32,9 @@ Token/text conventions (both engines):
   that last token decodes to more characters; `finish_reason` is "stop" and `stop_reason` the string.
   If several stop strings complete at the same step, the one ending first in the text wins.
 * `finish_reason`: "stop" (a stop string), "eos" (an end-of-sequence token), "length"
-  (`max_new_tokens` reached without either).
+  (`max_new_tokens` reached without either), "error" (this prompt could not be sampled, e.g. its
+  tokens + max_new_tokens exceed the model's positions: no tokens, `error` says why; the other
+  prompts of the call are sampled as usual).
 * `temperature` below `GREEDY_TEMPERATURE` (1e-5, vLLM's threshold) means greedy decoding.
 """
 
@@ -44,8 +46,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-FinishReason = Literal["stop", "length", "eos"]
-FINISH_REASONS: tuple[str, ...] = ("stop", "length", "eos")
+FinishReason = Literal["stop", "length", "eos", "error"]
+FINISH_REASONS: tuple[str, ...] = ("stop", "length", "eos", "error")
 
 # Temperatures below this sample greedily (vLLM's _SAMPLING_EPS); dividing logits by them would
 # overflow anyway.
@@ -66,6 +68,7 @@ class Completion:
     sampling_logprobs: list[float] | None = None
     stop_reason: str | None = None  # the stop string that ended it (finish_reason == "stop")
     prompt_token_ids: list[int] = field(default_factory=list, repr=False)  # tokenised prompt
+    error: str | None = None  # why this prompt was not sampled (finish_reason == "error")
 
     def __post_init__(self) -> None:
         if self.finish_reason not in FINISH_REASONS:

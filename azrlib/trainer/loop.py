@@ -25,8 +25,6 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import torch
-
 from azrlib.tasks.buffer import TaskBuffer
 from azrlib.tasks.templates import render_solver_answer, solve_prompt
 from azrlib.tasks.types import Task
@@ -34,11 +32,10 @@ from azrlib.tasks.validation import ValidationConfig
 from azrlib.trainer import dist, fsdp
 from azrlib.trainer.advantages import compute_advantages, zero_advantage_fraction
 from azrlib.trainer.context import ContextGuard
-from azrlib.trainer.ppo import pack, ppo_loss, token_logprobs
 from azrlib.trainer.propose import REWARD_BINS, propose  # noqa: F401 - REWARD_BINS re-exported
 from azrlib.trainer.rollouts import PhaseResult, Rollout
-from azrlib.trainer.rollouts import mean as _mean
 from azrlib.trainer.solve import BufferTasks, FixedTasks, solve
+from azrlib.trainer.update import ppo_epoch, sft_step
 
 log = logging.getLogger(__name__)
 
@@ -233,128 +230,16 @@ class StepRunner:
             completion = task.meta.get("completion") or render_solver_answer(task)
             prompts.append(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
             targets.append(self.tokenizer(completion, add_special_tokens=False)["input_ids"])
-        n_tokens = dist.all_reduce_sum(float(sum(len(x) for x in targets)))
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        self.model.train()
-        self.optimizer.zero_grad(set_to_none=True)
-        total = 0.0
-        idx = list(range(len(mine)))
-        device = next(self.model.parameters()).device
-        sharded = fsdp.is_sharded(self.model)
-        micros = list(_micro_batches(idx, [len(prompts[k]) + len(targets[k]) for k in idx], cfg.micro_batch_tokens))
-        for micro in fsdp.pad_micro_batches(micros) if sharded else micros:
-            batch = pack([prompts[k] for k in micro], [targets[k] for k in micro],
-                         [[0.0] * len(targets[k]) for k in micro], [0.0] * len(micro), pad) if micro else fsdp.dummy_batch(pad)
-            batch = batch.to(device)
-            logp, _ = token_logprobs(self.policy, batch, 1.0, with_entropy=False)
-            loss = -(logp * batch.response_mask).sum() / max(n_tokens, 1.0)
-            loss.backward()
-            total += float(loss.detach())
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        if not sharded:  # FSDP reduce-scatters (sums) gradients in backward
-            dist.sum_gradients(params)
-        norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        self.optimizer.step()
-        self.model.eval()
+        total, norm = sft_step(self.model, self.policy, self.optimizer, cfg, prompts, targets)
         if self.rollout_sync is not None:
             self.rollout_sync.after_update()
-        return {"loss/sft": dist.all_reduce_sum(total), "grad_norm": fsdp.norm_value(norm), "n_sequences": len(tasks),
+        return {"loss/sft": total, "grad_norm": norm, "n_sequences": len(tasks),
                 "time/update": round(time.perf_counter() - t0, 3)}
 
     # ------------------------------------------------------------------ update
 
     def _update(self, rollouts: list[Rollout], advantages: list[float], step: int) -> dict:
-        """One PPO epoch. Every rank splits its responses into the same number of mini-batches
-        (from the global count); per mini-batch the loss is divided by the global number of
-        trainable tokens and gradients are summed over ranks, so the result does not depend on
-        how responses were spread over ranks."""
-        cfg = self.cfg
-        order = list(range(len(rollouts)))
-        random.Random(self._seed(step, 50) + dist.rank()).shuffle(order)
-        n_global = dist.all_reduce_sum(float(len(rollouts)))
-        n_mini = max(1, -(-int(n_global) // cfg.mini_batch_size))
-        per_mini = -(-len(order) // n_mini) if order else 0
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        ent_sum: dict[str, float] = defaultdict(float)
-        ent_cnt: dict[str, float] = defaultdict(float)
-        out = defaultdict(list)
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        device = next(self.model.parameters()).device
-        sharded = fsdp.is_sharded(self.model)
-        self.model.train()
-        for m in range(n_mini):
-            mini = [k for k in order[m * per_mini:(m + 1) * per_mini] if rollouts[k].response_ids]
-            local_tokens = float(sum(len(rollouts[k].response_ids) for k in mini if rollouts[k].trainable))
-            n_tokens = dist.all_reduce_sum(local_tokens)
-            self.optimizer.zero_grad(set_to_none=True)
-            micros = list(_micro_batches(mini, [len(rollouts[k].prompt_ids) + len(rollouts[k].response_ids)
-                                                for k in mini], cfg.micro_batch_tokens))
-            for micro in fsdp.pad_micro_batches(micros) if sharded else micros:
-                if micro:
-                    batch = pack([rollouts[k].prompt_ids for k in micro], [rollouts[k].response_ids for k in micro],
-                                 [rollouts[k].logprobs for k in micro], [advantages[k] for k in micro], pad)
-                    trainable = torch.tensor([rollouts[k].trainable for k in micro], dtype=torch.float32)
-                else:  # FSDP: an empty stand-in so this rank joins the others' collectives
-                    batch, trainable = fsdp.dummy_batch(pad), torch.zeros(1)
-                # under FSDP every rank must run every backward (each one reduce-scatters gradients)
-                grad_ok = bool(trainable.any()) or sharded
-                batch = batch.to(device)
-                trainable = trainable.to(device)
-                if cfg.kl_coef and self.ref_model is not None:
-                    with torch.no_grad():
-                        batch.ref_logprobs, _ = token_logprobs(self.ref_model, batch, cfg.temperature, with_entropy=False)
-                with torch.set_grad_enabled(grad_ok), torch.autocast(device.type, dtype=torch.bfloat16,
-                                                                      enabled=cfg.amp_bf16):
-                    logp, entropy = token_logprobs(self.policy, batch, cfg.temperature, with_entropy=True)
-                    # frozen responses: forward only (their entropy is logged), no gradient
-                    batch.response_mask = batch.response_mask * trainable[:, None]
-                    if grad_ok:
-                        loss, s = ppo_loss(logp, batch, cfg.clip_ratio, entropy, cfg.entropy_coef, cfg.kl_coef,
-                                           token_normalizer=max(n_tokens, 1.0))
-                        loss.backward()
-                        for key, val in s.items() if bool(trainable.any()) else ():
-                            out[key].append(val)
-                ent = entropy.detach()
-                for row, k in enumerate(micro):
-                    L = len(rollouts[k].response_ids)
-                    first = len(rollouts[k].prompt_ids) - 1
-                    ent_sum[rollouts[k].group] += float(ent[row, first:first + L].mean())
-                    ent_cnt[rollouts[k].group] += 1
-            if n_tokens > 0:
-                if not sharded:  # FSDP reduce-scatters (sums) gradients in backward
-                    dist.sum_gradients(params)
-                norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                out["grad_norm"].append(fsdp.norm_value(norm))
-                self.optimizer.step()
-        self.model.eval()
-        stats = {f"loss/{k}": _mean(v) for k, v in out.items() if k != "grad_norm"}
-        stats["grad_norm"] = _mean(out["grad_norm"]) if out["grad_norm"] else 0.0
-        # full-vocabulary entropy per group: gathered (sum, count) pairs from every rank
-        merged_sum: dict[str, float] = defaultdict(float)
-        merged_cnt: dict[str, float] = defaultdict(float)
-        for part in dist.gather_lists([(g, ent_sum[g], ent_cnt[g]) for g in ent_sum]):
-            for g, s_, c_ in part:
-                merged_sum[g] += s_
-                merged_cnt[g] += c_
-        for g in sorted(merged_sum):
-            t, role = g.split("/")
-            stats[f"entropy_full/{role}/{t}"] = merged_sum[g] / merged_cnt[g]
-        if merged_cnt:
-            stats["entropy_full/all"] = sum(merged_sum.values()) / sum(merged_cnt.values())
-        stats["n_sequences"] = int(n_global)
-        stats["n_trained_sequences"] = int(dist.all_reduce_sum(
-            float(sum(r.trainable and bool(r.response_ids) for r in rollouts))))
-        return stats
+        """One PPO epoch (azrlib.trainer.update.ppo_epoch: packed micro-batches, shared with SFT)."""
+        return ppo_epoch(self.model, self.policy, self.optimizer, self.cfg, rollouts, advantages,
+                         seed=self._seed(step, 50), ref_model=self.ref_model)
 
-
-def _micro_batches(indices: list[int], lengths: list[int], token_budget: int):
-    """Chunks whose padded size (count x longest) stays within the budget (at least one each)."""
-    batch, longest = [], 0
-    for k, n in sorted(zip(indices, lengths), key=lambda kv: kv[1]):
-        if batch and max(longest, n) * (len(batch) + 1) > token_budget:
-            yield batch
-            batch, longest = [], 0
-        batch.append(k)
-        longest = max(longest, n)
-    if batch:
-        yield batch
