@@ -15,9 +15,8 @@ Exactness: `logprobs` are the log-softmax of the fp32-upcast logits of the decod
 fp32 model they equal a teacher-forced forward pass over prompt + completion to ~4e-6 (the tests
 require 1e-5), with left padding, chunking and either path. `score` is that teacher-forced pass.
 
-Supported models: decoder-only transformers models whose attention layers call
-`cache.update(key, value, layer_idx)` and take a prepared 4-D mask (transformers 5.x), with `sdpa`
-or `eager` attention and full (not sliding-window) attention.
+Supported models: decoder-only transformers 5.x models with full (not sliding-window) `sdpa` or
+`eager` attention whose layers call `cache.update(key, value, layer_idx)` and take a 4-D mask.
 """
 
 from __future__ import annotations
@@ -46,8 +45,7 @@ from azrlib.rollout.hf.sampling import (
     tied_parameter_names,
 )
 
-# Compact the decode batch when at least this fraction of its rows have finished: the copy costs
-# about one step's attention reads, so compacting on every finish would cost more than it saves.
+# Compact the decode batch once this fraction of its rows has finished (a copy costs ~one step's reads).
 _COMPACT_FRACTION = 0.25
 _REPLACEMENT_CHAR = "\ufffd"
 
