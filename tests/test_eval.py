@@ -226,9 +226,13 @@ def test_cruxeval_gold_answers_verify_both_ways_and_wrong_ones_fail(suite):
     input_problems = load_benchmark("cruxeval-i", BENCH, allow_download=False)
     verdicts = suite.check_references(output_problems + input_problems)
     n = len(output_problems)
+    assert n == rows(800, 20)
     both = sum(a.correct and b.correct for a, b in zip(verdicts[:n], verdicts[n:]))
     print(f"CRUXEval gold answers verified both ways: {both}/{n}")
-    assert both == n == rows(800, 20)
+    assert all(v.correct for v in verdicts[:n])  # every gold output, as a deduction answer
+    # answers are data: the 12 gold inputs that are expressions (a lambda, `''.join(['A'] * 20)`,
+    # ...) are not literals, so they cannot be abduction answers; every other gold input verifies
+    assert both == n - rows(12, 0)
     wrong_outputs = suite.check(output_problems, [f"({p.answer}, 'not it')" for p in output_problems])
     assert not any(v.correct for v in wrong_outputs)
     # sample_0 counts items of its list argument: an empty list gives [], not the gold output
