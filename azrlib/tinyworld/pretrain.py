@@ -83,7 +83,7 @@ class PretrainConfig:
     induction_proposer_ratio: float | None = option(None, "induction proposer documents per induction task "
                                                           "(null: proposer_ratio; a program drawn again gets its "
                                                           "inputs in another order). 1.0 raised valid induction "
-                                                          "proposals from 0.13 to 0.20-0.24 (design C, README)")
+                                                          "proposals from 0.13 to 0.20-0.24 (design C, docs/experiments/tiny_base.md)")
     numbered_inputs: bool = option(False, "induction proposals number their ten ```input blocks (#1 ... #10 "
                                           "before each block; text the parser ignores): a counting aid, as longer "
                                           "training made the model write 11-13 blocks (design E)")

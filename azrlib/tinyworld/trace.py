@@ -19,8 +19,8 @@ TRACE_NAME = "_trace"
 
 
 def _record_expr(depth: int, kind: str, *items: ast.expr) -> ast.expr:
-    """`len(_trace) < CAP and _trace.append((depth, kind, ...))` (screens as batch-safe in the
-    sandbox: no dunder names, no private attributes)."""
+    """`len(_trace) < CAP and _trace.append((depth, kind, ...))`: plain names and calls only (no
+    dunder names, no private attributes), like the programs it traces."""
     entry = ast.Tuple([ast.Constant(depth), ast.Constant(kind), *items], ast.Load())
     append = ast.Call(ast.Attribute(ast.Name(TRACE_NAME, ast.Load()), "append", ast.Load()), [entry], [])
     guard = ast.Compare(ast.Call(ast.Name("len", ast.Load()), [ast.Name(TRACE_NAME, ast.Load())], []),
