@@ -1,4 +1,4 @@
-"""[TRAIN] acceptance on the tiny world: does a trained checkpoint beat its base?
+"""Acceptance on the tiny world: does a trained checkpoint beat its base?
 
     .venv/bin/python benchmarks/tiny_acceptance.py MODEL_DIR [--base data/tiny_base] [--per-type 300]
     .venv/bin/python benchmarks/tiny_acceptance.py --base-only [--base DIR] [--benchmark data/tinyworld/benchmark_ood.jsonl]

@@ -1,4 +1,4 @@
-"""Is a base model a useful self-play start? The [TINY] acceptance numbers, measured.
+"""Is a base model a useful self-play start? The tiny base's usefulness numbers, measured.
 
 On the held-out tiny-world benchmark at temperature 1 with `n` samples per task, per task type:
 mean solve rate, the fraction of tasks whose solve rate is strictly between 0 and 1 (where the
