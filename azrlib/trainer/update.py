@@ -43,7 +43,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 
 from azrlib.trainer import dist, fsdp
-from azrlib.trainer.ppo import ppo_loss
+from azrlib.trainer.ppo import _head_logprobs, ppo_loss  # one head: log-probs and entropy
 
 ATTENTION_NAME = "azr_packed"
 # Logit elements per lm_head chunk before the projection is chunked and checkpointed (fp32: 128 MB).
@@ -212,6 +212,7 @@ def packed_logprobs(policy, batch: FlatBatch, temperature: float = 1.0, with_ent
     step = max(1, logit_budget // head.weight.shape[0])
     if n <= step:
         lp, ent = _head_logprobs(head, hidden, batch.targets, temperature, with_entropy)
+        ent = ent if with_entropy else None
     else:
         parts = []
         for s in range(0, n, step):
@@ -223,17 +224,6 @@ def packed_logprobs(policy, batch: FlatBatch, temperature: float = 1.0, with_ent
         lp = torch.cat([p[0] for p in parts])
         ent = torch.cat([p[1] for p in parts]) if with_entropy else None
     return lp, ent
-
-
-def _head_logprobs(head, h, y, temperature: float, with_entropy: bool):
-    logits = head(h).float()
-    if temperature != 1.0:
-        logits = logits / temperature
-    logp_all = F.log_softmax(logits, dim=-1)
-    logp = logp_all.gather(-1, y.unsqueeze(-1)).squeeze(-1)
-    if not with_entropy:
-        return logp, None
-    return logp, -(logp_all.exp() * logp_all).sum(-1)
 
 
 # ------------------------------------------------------------------------------ the shared backward
