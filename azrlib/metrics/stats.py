@@ -275,7 +275,7 @@ def moment_contrast(arms: Mapping[str, Arm], terms: Sequence[Term], label: str =
     variance. Each seed term is truncated at 0: untruncated it is unbiased but often negative, and
     a Satterthwaite df with a negative component can collapse towards 0 (an unbounded interval).
     Truncation makes the variance conservative where the seed variance is small against the
-    residual (variance +20% in tests/test_stats.py's calibration case, against +90% for the
+    residual (variance +20% in tests/metrics/test_stats.py's calibration case, against +90% for the
     two-level bootstrap). A single-seed arm (the base) is a fixed model and adds no seed term.
     All arms of a seed group must share one problem set; different problem sets add their terms
     independently.

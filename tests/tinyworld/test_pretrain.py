@@ -21,7 +21,7 @@ from azrlib.tinyworld.pretrain import (
 )
 from azrlib.tinyworld.tokenizer import train_tokenizer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +115,7 @@ def test_loaded_tokenizer_splits_text_as_the_saved_one(small_run, which):
     from pathlib import Path
 
     from tokenizers import Tokenizer
-    path = small_run[1] if which == "small_run" else Path(__file__).resolve().parents[1] / "data" / "tiny_base"
+    path = small_run[1] if which == "small_run" else Path(__file__).resolve().parents[2] / "data" / "tiny_base"
     raw = Tokenizer.from_file(str(path / "tokenizer.json"))
     tok = load_tokenizer(path)
     assert tok(SAMPLE, add_special_tokens=False)["input_ids"] == raw.encode(SAMPLE).ids
@@ -129,7 +129,7 @@ def test_hf_sampler_loads_the_saved_tokenization():
     from tokenizers import Tokenizer
 
     from azrlib.rollout.hf import HFSampler
-    path = Path(__file__).resolve().parents[1] / "data" / "tiny_base"
+    path = Path(__file__).resolve().parents[2] / "data" / "tiny_base"
     ids = Tokenizer.from_file(str(path / "tokenizer.json")).encode(SAMPLE).ids
     assert HFSampler(str(path)).tokenizer(SAMPLE, add_special_tokens=False)["input_ids"] == ids
 

@@ -17,7 +17,7 @@ from azrlib.sandbox import STATUSES, ExecResult, Executor, detect_isolation
 from azrlib.sandbox.canon import NotALiteral, call_args, call_args_text, canonical_repr, parse_literal
 from azrlib.sandbox.executor import _parse_result
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "azrlib", "sandbox"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "..", "azrlib", "sandbox"))
 import runner  # noqa: E402  (the worker's own module, stdlib only)
 
 KEYS = ["job", "i", "status", "value", "error", "seconds", "done", "restart"]

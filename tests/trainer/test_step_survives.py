@@ -23,7 +23,7 @@ from azrlib.trainer.config import TrainConfig
 from azrlib.trainer.context import ContextGuard
 from azrlib.trainer.trainer import Trainer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 POSITIONS = 512
 SHORT = Task("deduction", "def f(a):\n    return a * 3", ("4",), ("12",))
 # a valid program whose solve prompt alone is longer than the model's context

@@ -17,7 +17,7 @@ from azrlib.tasks.types import Task
 from azrlib.trainer.config import TrainConfig
 from azrlib.trainer.context import model_context
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_base_key_inherits_and_overrides(tmp_path):
@@ -69,7 +69,7 @@ def test_presets_restate_nothing():
 
 def test_every_option_is_used_by_a_preset_or_a_test():
     texts = [p.read_text() for p in (ROOT / "configs").glob("*.yaml")]
-    texts += [p.read_text() for p in (ROOT / "tests").glob("*.py")]
+    texts += [p.read_text() for p in (ROOT / "tests").rglob("*.py")]
     unused = [f.name for f in dataclasses.fields(TrainConfig)
               if not any(re.search(rf"\b{f.name}\b", t) for t in texts)]
     assert not unused, f"options no preset or test uses (remove them, or test them): {unused}"

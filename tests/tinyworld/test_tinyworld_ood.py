@@ -15,7 +15,7 @@ from azrlib.tinyworld.benchmark import load_benchmark
 from azrlib.tinyworld.holdout import normalize_program
 from azrlib.tinyworld.programs import generate_programs
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 OOD_FILE = ROOT / "data" / "tinyworld" / "benchmark_ood.jsonl"
 
 

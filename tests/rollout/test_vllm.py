@@ -6,7 +6,7 @@ weights are synced into the engine after every update, and the log-prob agreemen
 step. Its mean |trainer - engine| log-prob difference must stay below 1e-4 (a synced fp32 engine is
 ~1e-6 off: two sets of kernels), and a sync that is skipped must push it far above: the check is
 what would catch a broken sync in a real run. The vLLM glue against stand-in `vllm` modules is in
-tests/test_gpu_path.py; sampling and score agreement with HFSampler in tests/test_rollout.py.
+tests/rollout/test_gpu_path.py; sampling and score agreement with HFSampler in tests/rollout/test_rollout.py.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ except ImportError:  # pragma: no cover - older layout
 
 pytestmark = pytest.mark.vllm
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY_BASE = ROOT / "data" / "tiny_base"
 AGREE = 1e-4  # fp32 engine vs fp32 trainer, mean |diff| per sampled token
 

@@ -8,7 +8,7 @@ import pytest
 
 from azrlib.cli import main as azr_main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow,  # trains the preset twice: ~2.5 min on 2 cores
               pytest.mark.skipif(not (ROOT / "data" / "tiny_base" / "config.json").is_file(),
                                  reason="data/tiny_base is not committed in this clone (azr pretrain-tiny builds it)")]

@@ -19,7 +19,7 @@ import torch.multiprocessing as mp
 
 from tiny_model import build_tiny_checkpoint
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WORLD = 2
 
 

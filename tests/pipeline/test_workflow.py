@@ -17,7 +17,7 @@ from azrlib.config import CONFIG_DIR, ConfigError
 from azrlib.pipeline.settings import load_settings, presets, run_plan
 from azrlib.pipeline.steps import eval_subset, stale_reason
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SNAKEFILE = ROOT / "workflow" / "Snakefile"
 HAS_TINY_BASE = (ROOT / "data" / "tiny_base" / "config.json").is_file()
 needs_tiny_base = pytest.mark.skipif(not HAS_TINY_BASE, reason="data/tiny_base is not in this clone (azr pretrain-tiny)")

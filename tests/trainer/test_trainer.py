@@ -25,7 +25,7 @@ from azrlib.tasks.types import Task
 from azrlib.trainer.config import TrainConfig
 from azrlib.trainer.trainer import Trainer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
