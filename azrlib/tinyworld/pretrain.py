@@ -57,21 +57,24 @@ class PretrainConfig:
     seed: int = option(0, "seed for corpus, tokenizer order, init and batches")
     n_programs: int = option(6000, "programs generated for the corpus")
     vocab_size: int = option(2048, "BPE vocabulary size")
-    hidden_size: int = option(192, "model width")
+    hidden_size: int = option(128, "model width (0.91 M parameters; 192 / 1.77 M before 2026-12-03: at a fixed "
+                                   "step count the loss hardly depends on size, docs/experiments/tiny_base.md)")
     num_layers: int = option(4, "transformer layers")
-    num_heads: int = option(6, "attention heads")
+    num_heads: int = option(4, "attention heads")
     num_kv_heads: int = option(2, "key/value heads (GQA, as Qwen2)")
-    intermediate_size: int = option(512, "MLP width")
+    intermediate_size: int = option(384, "MLP width")
     seq_len: int = option(512, "training sequence length (packed documents)")
     max_position: int = option(1024, "context length of the model")
     batch_size: int = option(8, "sequences per optimizer step (8 beat 16 at a fixed time budget)")
     lr: float = option(3e-3, "peak learning rate")
     warmup_steps: int = option(50, "linear warm-up steps")
-    max_steps: int = option(2400, "optimizer steps; the cosine schedule runs over them (2400: the committed base)")
-    time_budget_s: float = option(3600.0, "guard: stop training after this many seconds in this process; a cut run "
-                                          "is saved with complete=false and a checkpoint for --resume")
+    max_steps: int = option(6000, "optimizer steps; the cosine schedule runs over them (more steps are the lever: "
+                                       "2400 before 2026-12-03; 6000 took 5,670 s on 1 thread of an AMD EPYC)")
+    time_budget_s: float = option(15300.0, "guard (4 h 15 min): stop training after this many seconds in this "
+                                           "process; a cut run is saved with complete=false and a checkpoint for --resume")
     checkpoint_every_s: float = option(600.0, "seconds between resumable checkpoints (<out>/checkpoint)")
-    threads: int = option(2, "torch intra-op threads (part of the recipe: other counts give other weights)")
+    threads: int = option(1, "torch intra-op threads (part of the recipe: other counts give other weights; 1 so the "
+                               "run leaves a core free on a 2-core machine)")
     precision: str = option("auto", "auto: bf16 autocast where the CPU has AMX, else fp32 (bf16 was ~10x slower "
                                     "than fp32 on an AVX-512 EPYC) | fp32 | bf16")
     compile: bool = option(True, "torch.compile the training forward/backward (1.6x faster here for 2 M params; "
@@ -80,13 +83,14 @@ class PretrainConfig:
                                          "2026-11-26: proposer documents were then over half of the tokens)")
     induction_share: float = option(0.35, "corpus: share of programs that also become an induction task "
                                           "(14 inputs run, 10 pairs kept)")
-    induction_proposer_ratio: float | None = option(None, "induction proposer documents per induction task "
-                                                          "(null: proposer_ratio; a program drawn again gets its "
-                                                          "inputs in another order). 1.0 raised valid induction "
-                                                          "proposals from 0.13 to 0.20-0.24 (design C, docs/experiments/tiny_base.md)")
-    numbered_inputs: bool = option(False, "induction proposals number their ten ```input blocks (#1 ... #10 "
-                                          "before each block; text the parser ignores): a counting aid, as longer "
-                                          "training made the model write 11-13 blocks (design E)")
+    induction_proposer_ratio: float | None = option(1.0, "induction proposer documents per induction task "
+                                                         "(null: proposer_ratio; a program drawn again gets its "
+                                                         "inputs in another order). 1.0 raised valid induction "
+                                                         "proposals from 0.13 to 0.20-0.24 (design C, docs/experiments/tiny_base.md)")
+    numbered_inputs: bool = option(True, "induction proposals number their ten ```input blocks (#1 ... #10 "
+                                         "before each block; text the parser ignores; a departure from AZR's format "
+                                         "in the corpus only): a counting aid, as longer training made the model "
+                                         "write 11-13 blocks (design E)")
     prompt_loss_weight: float = option(0.1, "loss weight of prompt tokens (completions weigh 1): the answers "
                                             "are what the model must learn; prompts are mostly repeated text")
 
@@ -293,6 +297,14 @@ def _recipe(cfg: PretrainConfig) -> dict:
     return {k: v for k, v in asdict(cfg).items() if k not in OPERATIONAL_KEYS}
 
 
+def rebuild_command(cfg: PretrainConfig) -> str:
+    """The command that rebuilds `cfg`'s base: its recipe keys that differ from the defaults."""
+    default = _recipe(PretrainConfig())
+    text = lambda v: "null" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+    overrides = [f"{k}={text(v)}" for k, v in _recipe(cfg).items() if v != default[k]]
+    return " ".join(["azr pretrain-tiny --out", cfg.out, "--benchmark-out ''", *overrides])
+
+
 def load_checkpoint(out: Path, cfg: PretrainConfig) -> dict:
     """The checkpoint of an unfinished run in `out`, checked against `cfg`'s recipe."""
     path = out / CHECKPOINT_DIR / "state.pt"
@@ -374,7 +386,8 @@ def pretrain_tiny(cfg: PretrainConfig, benchmark_out: str | None = None, resume:
     record = {"config": asdict(cfg), "complete": stats.pop("complete"), "stop_reason": stats.pop("stop_reason"),
               "precision": precision, "precision_reason": why, "cpu": cpu,
               "reproducibility": reproducibility_note(precision), "pieces": pieces,
-              "n_params": n_params, "n_documents": len(documents), "n_tokens": n_tokens,
+              "rebuild_command": rebuild_command(cfg), "n_params": n_params, "n_documents": len(documents),
+              "n_tokens": n_tokens,
               "corpus_seconds": round(corpus_s, 1), **stats, "torch": torch.__version__}
     if not record["complete"]:
         record["resume_command"] = f"azr pretrain-tiny --out {out} ... --resume (same settings)"

@@ -166,7 +166,7 @@ def test_stopped_run_is_partial_refused_by_train_and_resumes_bit_for_bit(small_r
         resolve_model_path(str(out))  # what `azr train` resolves its model with
     monkeypatch.setenv("AZR_ALLOW_PARTIAL_BASE", "1")
     assert refuse_partial_base(out) == str(out)
-    assert refuse_partial_base(ROOT / "data" / "tiny_base")  # no "complete" key: a finished base
+    assert refuse_partial_base(ROOT / "data" / "tiny_base")  # "complete": true, a finished base
     with pytest.raises(FileExistsError, match="--resume"):
         pretrain_tiny(piece)  # starting over would silently drop the unfinished run
     with pytest.raises(ValueError, match="lr"):
@@ -240,3 +240,28 @@ def test_precision_auto_is_bf16_only_with_amx():
     assert choose_precision("bf16", epyc) == ("bf16", "set in the config")
     with pytest.raises(ValueError, match="precision"):
         PretrainConfig(precision="fp16")
+
+
+def test_committed_base_is_the_default_recipe_and_says_how_to_rebuild_it():
+    """`azr pretrain-tiny`'s defaults are the committed base's recipe, so its recorded rebuild
+    command (no overrides) reproduces it; the record says precision, CPU, time and completeness."""
+    from azrlib.tinyworld.pretrain import _recipe, rebuild_command
+    record = json.loads((ROOT / "data" / "tiny_base" / "pretrain.json").read_text())
+    recorded = {k: v for k, v in record["config"].items() if k in _recipe(PretrainConfig())}
+    assert recorded == _recipe(PretrainConfig())
+    assert record["complete"] is True and record["steps"] == PretrainConfig().max_steps
+    assert record["precision"] in ("fp32", "bf16") and record["cpu"]["model"] and record["seconds"] > 0
+    assert record["rebuild_command"] == rebuild_command(PretrainConfig()) == \
+        "azr pretrain-tiny --out data/tiny_base --benchmark-out ''"
+    config = json.loads((ROOT / "data" / "tiny_base" / "config.json").read_text())
+    assert (config["hidden_size"], config["intermediate_size"]) == (PretrainConfig().hidden_size,
+                                                                    PretrainConfig().intermediate_size)
+    assert record["n_params"] == sum(v.numel() for v in _weights(ROOT / "data" / "tiny_base").values())
+
+
+def test_rebuild_command_lists_the_recipe_keys_that_differ_from_the_defaults(tmp_path):
+    from azrlib.tinyworld.pretrain import rebuild_command
+    cfg = load_config(PretrainConfig, {"out": str(tmp_path), "hidden_size": 64, "numbered_inputs": False,
+                                       "induction_proposer_ratio": None, "time_budget_s": 5})  # the guard is no recipe
+    assert rebuild_command(cfg) == (f"azr pretrain-tiny --out {tmp_path} --benchmark-out '' hidden_size=64 "
+                                    "induction_proposer_ratio=null numbered_inputs=false")

@@ -224,14 +224,22 @@ def test_document_stats(docs):
 
 
 def test_default_documents_are_the_committed_base_recipe(docs, corpus):
-    """The committed data/tiny_base was pretrained on these documents: refactors must keep them
-    byte for byte (hash of this 300-program corpus, taken from the code that built the base)."""
+    """The committed data/tiny_base was pretrained on the documents `azr pretrain-tiny`'s default
+    recipe builds: refactors must keep them byte for byte (hashes of this 300-program corpus, taken
+    from the code that built each base: b60c894 for the committed one)."""
     import hashlib
+
+    from azrlib.tinyworld.pretrain import PretrainConfig
 
     def digest(documents):
         return hashlib.sha256("\x00".join(d.prompt + "\x01" + d.completion for d in documents).encode()).hexdigest()
+    cfg = PretrainConfig()  # the documents as pretrain_tiny builds them from the default recipe
+    recipe = C.build_documents(corpus, seed=0, proposer_ratio=cfg.proposer_ratio,
+                               induction_proposer_ratio=cfg.induction_proposer_ratio, numbered_inputs=cfg.numbered_inputs)
+    assert len(recipe) == 1226 and digest(recipe) == "3f287631ed126518f4c5b90fd1882bfb5b4a43c1936f8d9fe28aa286407cfbab"
+    # the builder's own defaults (proposer ratio 0.5) and the base before 2026-12-03 (ratio 0.25 alone)
     assert len(docs) == 1419 and digest(docs) == "68bba3c119acf211fa294a5d9d20b6536d11fe8625ddfe8ff3375aafe4f76937"
-    quarter = C.build_documents(corpus, seed=0, proposer_ratio=0.25)  # the base's proposer ratio
+    quarter = C.build_documents(corpus, seed=0, proposer_ratio=0.25)
     assert digest(quarter) == "78deeb1c1131709868a9769adaa83e08053f0ecd1e8d97626dbb233dd3dabfaf"
 
 
