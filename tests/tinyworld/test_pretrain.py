@@ -231,6 +231,7 @@ def test_killed_run_resumes_bit_for_bit(small_run, tmp_path):
     assert _same_weights(out, path)
 
 
+@pytest.mark.slow  # three bf16 runs: bf16 autocast is ~10x slower than fp32 on a CPU without AMX
 def test_bf16_run_resumes_bit_for_bit(small_run, tmp_path):
     cfg, _, _ = small_run
     keys = {**cfg.__dict__, "precision": "bf16", "max_steps": 8, "n_programs": 120}
