@@ -151,6 +151,7 @@ def test_committed_notebooks_match_reference_outputs(tmp_path):
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
 
 
+@pytest.mark.slow  # executes a real notebook in a kernel
 def test_a_failing_notebook_is_reported_and_kept(tmp_path):
     """A notebook whose checks fail (an expected run is missing) makes the command fail, and the
     executed notebook with its traceback is kept as <name>.failed.ipynb."""

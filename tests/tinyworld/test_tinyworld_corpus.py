@@ -195,6 +195,7 @@ def test_solver_gold_answers_verify(ex, docs):
     assert all(C.verify_documents(ex, docs))
 
 
+@pytest.mark.slow  # a second corpus build (test-fast still checks it: a pretrain resume compares fingerprints)
 def test_documents_are_deterministic(ex, corpus):
     again = C.build_corpus(ex, N_PROGRAMS, seed=CORPUS_SEED)
     assert C.pretraining_documents(again, seed=0) == C.pretraining_documents(corpus, seed=0)

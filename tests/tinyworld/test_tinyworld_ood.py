@@ -43,6 +43,7 @@ def test_split_has_100_plus_tasks_per_type_of_three_nested_operations(split):
     assert len({normalize_program(p) for p in programs}) == len(programs)  # one task per program
 
 
+@pytest.mark.slow  # reads the 6,000-program reference stream and every composition in it
 def test_no_composition_of_the_split_appears_in_any_pretraining_program(split, stream):
     """Every pretraining document's program (and the proposer references, which are corpus
     programs) comes from this candidate stream; the committed base used its first 6,000."""
