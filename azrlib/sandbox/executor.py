@@ -7,8 +7,8 @@ nondeterministic (`random`, `time`, `id()`, pids, set-of-strings order...) and i
 instead calls the function twice inside one process, which misses hash-order and `id()`
 nondeterminism.
 
-Trust (see THREAT_MODEL.md): inputs are literal argument text, parsed here and sent as canonical
-values (`canon.call_args_text`), never compiled; programs of different authors never share a
+Trust (see THREAT_MODEL.md): inputs are literal argument text, parsed here and sent as values
+(`canon.call_args_wire`: marshal bytes, or canonical literal text), never compiled; programs of different authors never share a
 process (the worker runs each author in fresh runners from a fork server that never held job
 data); every line a worker writes is attributed by job id and item index and checked strictly by
 `_parse_result`, and nothing it can write raises here.
@@ -28,6 +28,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
+import marshal
 import os
 import select
 import shutil
@@ -39,7 +40,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from azrlib.sandbox.canon import NotALiteral, call_args_text
+from azrlib.sandbox.canon import NotALiteral, call_args_wire
 from azrlib.sandbox.isolation import SandboxUnavailable, _ancestors, bwrap_command, detect_isolation
 from azrlib.sandbox.results import STATUSES, ExecResult, _agree, _parse_result, _resolve  # noqa: F401
 
@@ -144,7 +145,7 @@ class Executor:
         items, early = [], {}
         for i, (p, x) in enumerate(pairs):
             try:
-                items.append([i, "call", str(p), call_args_text(str(x)), timeout])
+                items.append([i, "call", str(p), call_args_wire(str(x)), timeout])
             except NotALiteral as e:
                 early[i] = ExecResult("rejected", None, f"the input is not a literal: {e}", 0.0)
         done = dict(zip((it[0] for it in items), self._execute(items, double=True)))
@@ -268,7 +269,8 @@ class Executor:
         if not w.jobs:
             w.last_progress = time.monotonic()
         w.jobs.append(job)
-        w.outbox += (json.dumps({"job": job.job_id, "items": job.items}) + "\n").encode()
+        frame = marshal.dumps({"job": job.job_id, "items": job.items})
+        w.outbox += len(frame).to_bytes(4, "big") + frame
         self._flush_outbox(w)
 
     def _flush_outbox(self, w: _Worker) -> None:
