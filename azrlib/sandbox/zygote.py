@@ -40,12 +40,15 @@ import canon
 import confine
 import runner
 
-# Modules loaded once, before the fork server starts, so that programs' imports are cheap.
+# Modules loaded once, before the fork server starts, so that programs' imports are cheap: the ones
+# model programs import (on the AZR seed files: typing, collections, math, functools, string, re,
+# os, heapq, sys; >= 97% of the imports). Every module more makes every fork dearer (a fork copies
+# the page tables of the fork server: with decimal, random, datetime, hashlib, statistics... also
+# preloaded, fork + exit of an idle runner cost ~1.4 ms of CPU instead of ~0.8 ms); a program that
+# imports one of those pays for the import itself.
 PRELOAD = (
     "collections", "itertools", "functools", "math", "re", "string", "heapq", "bisect", "operator",
-    "typing", "copy", "fractions", "statistics", "cmath", "array", "textwrap", "json", "unicodedata",
-    "dataclasses", "enum", "numbers", "decimal", "random", "time", "datetime", "hashlib", "os",
-    "shutil", "sys", "resource",
+    "typing", "copy", "time", "os", "sys", "resource",
 )
 SPARE_RUNNERS = 2  # empty runners forked ahead, so that a new author rarely waits for a fork
 CONFIG = {}  # from the command line: uid, gid, limits, Landlock paths, tmp, env
@@ -133,6 +136,11 @@ def _serve(sock, config):
     runner.run_one("call", "def f(x, y=()):\n    return [x, {x: y}]", "((1,), {'y': (2.5, 'a')})", 1000)
     runner.run_one("call", "def f(x):\n    return x", marshal.dumps(((1,), {})), 1000)
     runner.result_frame("ok", "1", 0.0)
+    # Landlock once, here, for every runner to inherit (a ruleset is inherited across fork and
+    # cannot be loosened); the fork server itself opens no file from now on.
+    if config["landlock"] and not confine.apply_landlock(config["landlock"], config["read_paths"],
+                                                         config["write_paths"]):
+        os._exit(71)
     import gc
     gc.collect()
     gc.freeze()
