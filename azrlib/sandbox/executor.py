@@ -20,7 +20,9 @@ worker, Landlock (file system, TCP, signals), a seccomp filter (no fork/exec/soc
 dead worker is replaced and the caller gets a status, never a hang.
 
 Speed: one process per author, not per item: a program's several inputs (induction), or one
-proposal's learnability answers (abduction), share it. See benchmarks/bench_sandbox.py.
+proposal's learnability answers (abduction), share it; jobs and arguments travel as `marshal`
+from this trusted side, results as small binary frames and JSON arrays; two workers per core by
+default. See benchmarks/bench_sandbox.py and docs/benchmarks.md ("Sandbox").
 """
 
 from __future__ import annotations
@@ -101,7 +103,10 @@ class Executor:
         self.timeout_s = float(timeout_s)
         self.max_output_chars = int(max_output_chars)
         self.batch_size = int(batch_size)
-        self._per_family = max(1, (workers or os.cpu_count() or 2) // 2)
+        # `workers` in all, half per family. Default: one per core in each family (two per core):
+        # a worker is a pipeline whose zygote and runner take turns, so one per core leaves cores
+        # idle while runners fork, start and exit.
+        self._per_family = max(1, workers // 2) if workers else max(1, _cores())
         self._limits = {"memory_bytes": int(memory_mb) << 20, "file_bytes": int(file_mb) << 20,
                         "nproc": int(nproc)}
         self._seed = int(seed)
@@ -453,6 +458,13 @@ class Executor:
             "weak": not (self._use_bwrap or (bool(ready.get("seccomp")) and (
                 bool(ready.get("landlock_abi")) or (sandbox_uid not in (None, 0, os.getuid()))))),
         }
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 2
 
 
 def _world_readable(path: str) -> bool:
