@@ -130,12 +130,22 @@ def _serve(sock, config):
     keep = sock.fileno()
     os.closerange(3, keep)
     os.closerange(keep + 1, 4096)
-    # Warm what runners use lazily (compiler, parser, canonical repr, JSON), once, here, on a
-    # constant program: every runner inherits it and starts hot. Then freeze the heap, so that a
-    # runner's garbage collector does not touch (and copy) the pages it inherited.
-    runner.run_one("call", "def f(x, y=()):\n    return [x, {x: y}]", "((1,), {'y': (2.5, 'a')})", 1000)
-    runner.run_one("call", "def f(x):\n    return x", marshal.dumps(((1,), {})), 1000)
-    runner.result_frame("ok", "1", 0.0)
+    # Warm what runners use (compiler, parser, canonical repr, frames, the per-item reset) here, on
+    # constant programs, often enough that the interpreter has quickened and specialised that code:
+    # a runner then runs it without writing into (and copying) the pages it inherited. Then freeze
+    # the heap, so that a runner's garbage collector does not touch those pages either.
+    env = dict(config["env"])
+    for k in range(40):
+        runner._reset_state(config, env)
+        status, value, _ = runner.run_one("call", "def f(x):\n    return [x, (x, 'a')]", marshal.dumps(((k,), {})), 1000, {})
+        runner.check_frame(runner.result_frame(status, value, 0.001)[4:], 1000)
+        runner.run_one("call", "def f(x, y=()):\n    return [x, {x: y}]", "((1,), {'y': (2.5, 'a')})", 1000)
+        req_r, req_w = os.pipe()
+        runner.write_frame(req_w, marshal.dumps({"items": [("call", "", b"", 1.0)], "k": k}))
+        os.close(req_w)
+        marshal.loads(runner.read_frame(req_r, 1 << 20))
+        os.close(req_r)
+    os.chdir("/")
     # Landlock once, here, for every runner to inherit (a ruleset is inherited across fork and
     # cannot be loosened); the fork server itself opens no file from now on.
     if config["landlock"] and not confine.apply_landlock(config["landlock"], config["read_paths"],
