@@ -302,21 +302,23 @@ def call_args_wire(inputs, max_chars=MAX_LITERAL_CHARS):
     (`marshal` writes a set in its iteration order here, so the runner would insert its elements
     in another order than written, which can change its iteration order there)."""
     node, values = _call_node(inputs, max_chars)
-    if _has_set(values, 0):
+    if _has_set(values):
         return _unparse(node)
     return marshal.dumps(values)
 
 
-def _has_set(v, depth):
-    t = type(v)
-    if t is set or t is frozenset:
-        return True
-    if depth > MAX_DEPTH + 4:
-        return False
-    if t is tuple or t is list:
-        return any(_has_set(x, depth + 1) for x in v)
-    if t is dict:
-        return any(_has_set(k, depth + 1) or _has_set(x, depth + 1) for k, x in v.items())
+def _has_set(v):
+    stack = [v]
+    while stack:
+        x = stack.pop()
+        t = type(x)
+        if t is set or t is frozenset:
+            return True
+        if t is tuple or t is list:
+            stack.extend(x)
+        elif t is dict:
+            stack.extend(x)
+            stack.extend(x.values())
     return False
 
 
