@@ -8,10 +8,10 @@ instead calls the function twice inside one process, which misses hash-order and
 nondeterminism.
 
 Trust (see THREAT_MODEL.md): inputs are literal argument text, parsed here and sent as values
-(`canon.call_args_wire`: marshal bytes, or canonical literal text), never compiled; programs of different authors never share a
-process (the worker runs each author in fresh runners from a fork server that never held job
-data); every line a worker writes is attributed by job id and item index and checked strictly by
-`_parse_result`, and nothing it can write raises here.
+(`canon.call_args_wire`: marshal bytes, or canonical literal text), never compiled; programs of
+different authors never share a process (the worker runs each author in fresh runners from a fork
+server that never held job data); every line a worker writes is attributed by job id and item
+index and checked strictly by `_parse_result`, and nothing it can write raises here.
 
 Isolation, strongest available first (see `detect_isolation`): bubblewrap namespaces (no network,
 own pid namespace, read-only system, private tmpfs /tmp, scrubbed environment), a non-root uid per
@@ -43,7 +43,7 @@ import time
 from dataclasses import dataclass
 
 from azrlib.sandbox.canon import NotALiteral, call_args_wire
-from azrlib.sandbox.isolation import SandboxUnavailable, _ancestors, bwrap_command, detect_isolation
+from azrlib.sandbox.isolation import SandboxUnavailable, bwrap_command, cores, detect_isolation, world_readable
 from azrlib.sandbox.results import STATUSES, ExecResult, _agree, _parse_result, _resolve  # noqa: F401
 
 _ZYGOTE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "zygote.py")
@@ -106,7 +106,7 @@ class Executor:
         # `workers` in all, half per family. Default: one per core in each family (two per core):
         # a worker is a pipeline whose zygote and runner take turns, so one per core leaves cores
         # idle while runners fork, start and exit.
-        self._per_family = max(1, workers // 2) if workers else max(1, _cores())
+        self._per_family = max(1, workers // 2) if workers else max(1, cores())
         self._limits = {"memory_bytes": int(memory_mb) << 20, "file_bytes": int(file_mb) << 20,
                         "nproc": int(nproc)}
         self._seed = int(seed)
@@ -351,7 +351,7 @@ class Executor:
     def _spawn(self, index: int, family: int) -> _Worker:
         caps = self._caps
         uid = None
-        if caps["can_switch_uid"] and (self._use_bwrap or _world_readable(sys.base_prefix)):
+        if caps["can_switch_uid"] and (self._use_bwrap or world_readable(sys.base_prefix)):
             uid = self._uid_base + (os.getpid() % 4000) * 8 + index % 8
         tmp = None
         python = os.path.realpath(sys.executable)
@@ -458,25 +458,6 @@ class Executor:
             "weak": not (self._use_bwrap or (bool(ready.get("seccomp")) and (
                 bool(ready.get("landlock_abi")) or (sandbox_uid not in (None, 0, os.getuid()))))),
         }
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return os.cpu_count() or 2
-
-
-def _world_readable(path: str) -> bool:
-    """Can another uid reach the interpreter's files (every parent directory traversable)?"""
-    path = os.path.realpath(path)
-    for p in _ancestors(path) + [path]:
-        try:
-            if not os.stat(p).st_mode & 0o005:
-                return False
-        except OSError:
-            return False
-    return True
 
 
 def _pop_for_family(queue, family: int):

@@ -20,10 +20,9 @@ Every line is written by the zygote itself: a runner never holds stdout. From a 
 takes one length-prefixed binary frame per item, in item order (`runner.check_frame`: a status
 byte, the seconds, UTF-8 text; an ok value must be a canonical literal); the first frame that does
 not fit marks that item `crashed` and ends the runner, and the items after it run again in a fresh
-runner. A timeout
-or a death is charged to the item the runner was on; the clock of an item starts at the previous
-frame. After each author the private /tmp is emptied (by a process with the sandbox uid, which
-owns what is there).
+runner. A timeout or a death is charged to the item the runner was on; the clock of an item starts
+at the previous frame. After each author the private /tmp is emptied (by a process with the
+sandbox uid, which owns what is there).
 """
 
 import json
@@ -134,7 +133,7 @@ def _serve(sock, config):
     # constant programs, often enough that the interpreter has quickened and specialised that code:
     # a runner then runs it without writing into (and copying) the pages it inherited. Then freeze
     # the heap, so that a runner's garbage collector does not touch those pages either.
-    env = dict(config["env"])
+    env, cwd = dict(config["env"]), os.getcwd()
     for k in range(40):
         runner._reset_state(config, env)
         status, value, _ = runner.run_one("call", "def f(x):\n    return [x, (x, 'a')]", marshal.dumps(((k,), {})), 1000, {})
@@ -145,7 +144,7 @@ def _serve(sock, config):
         os.close(req_w)
         marshal.loads(runner.read_frame(req_r, 1 << 20))
         os.close(req_r)
-    os.chdir("/")
+    os.chdir(cwd)
     # Landlock once, here, for every runner to inherit (a ruleset is inherited across fork and
     # cannot be loosened); the fork server itself opens no file from now on.
     if config["landlock"] and not confine.apply_landlock(config["landlock"], config["read_paths"],
