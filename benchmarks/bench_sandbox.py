@@ -13,6 +13,11 @@ Two workloads: "per author" is how the trainer batches (one program on several i
 hidden inputs, one proposal's learnability answers), `--authors` programs x `--inputs` inputs;
 "one call per program" (`--singles`) is the worst case, every call its own author. Rates are calls
 per second, best of `--repeats`. Goal: azrlib >= 0.3x unsafe per author, on 2 cores.
+
+Besides the rates it prints the CPU time the executor spent per author-run (one author in one
+family: a fresh runner), summed over this process and every sandbox process (the workers' live
+processes with the CPU of the children they reaped: runners, /tmp cleaners), which a shared
+machine inflates far less than wall-clock rates; and the load average before and after.
 """
 
 from __future__ import annotations
@@ -104,6 +109,42 @@ def run_azrlib(ex: Executor, programs) -> int:
     return sum(r.status == "ok" for r in ex.run_many(programs))
 
 
+def descendants_cpu(root: int) -> float:
+    """CPU seconds of every live descendant of `root` plus what they reaped (utime, stime, cutime,
+    cstime from /proc; a process's children are counted once: live, or in their reaper's c*time)."""
+    parents, times = {}, {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(name)] = int(fields[1])
+        times[int(name)] = sum(int(x) for x in fields[11:15])
+    total, tick = 0, os.sysconf("SC_CLK_TCK")
+    for pid, t in times.items():
+        p, seen = parents.get(pid), 0
+        while p and p != root and seen < 64:
+            p, seen = parents.get(p), seen + 1
+        if p == root:
+            total += t
+    return total / tick
+
+
+def azrlib_cpu(ex: Executor, programs, authors: int) -> tuple[float, float]:
+    """One more run of the workload: CPU ms per author-run (authors x 2 families) and us per call."""
+    me = os.getpid()
+    t0 = os.times()
+    c0 = descendants_cpu(me)
+    ex.run_many(programs)
+    c1 = descendants_cpu(me)
+    t1 = os.times()
+    total = (t1.user + t1.system - t0.user - t0.system) + (c1 - c0)
+    return total / (2 * authors) * 1e3, total / len(programs) * 1e6
+
+
 def best_rate(fn, programs, repeats: int) -> tuple[float, int]:
     best, ok = 0.0, 0
     for _ in range(repeats):
@@ -131,12 +172,13 @@ def main() -> int:
     ap.add_argument("--inputs", type=int, default=10, help="inputs per program in the per-author workload")
     ap.add_argument("--singles", type=int, default=600, help="programs in the one-call-per-program workload")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--workers", type=int, default=None, help="sandbox workers (default: one per core)")
+    ap.add_argument("--workers", type=int, default=None, help="sandbox workers (default: the Executor's, two per core)")
     args = ap.parse_args()
     workloads = [(f"per author ({args.authors} programs x {args.inputs} inputs)",
                   make_programs(args.authors, seed=1, inputs=args.inputs)),
                  (f"one call per program ({args.singles} programs)", make_programs(args.singles, seed=2))]
-    table = []
+    table, cpu = [], []
+    load_before = os.getloadavg()
     with Executor(workers=args.workers) as ex:
         iso = ex.isolation
         ex.run_many(make_programs(20, seed=3, inputs=2))  # warm-up
@@ -147,9 +189,16 @@ def main() -> int:
                 ("azrlib Executor", *best_rate(lambda p: run_azrlib(ex, p), programs, args.repeats)),
             ]
             table.append((name, len(programs), rows))
+            authors = len({p for p, _ in programs})
+            cpu.append((name, *azrlib_cpu(ex, programs, authors)))
+            t0 = time.process_time()
+            run_unsafe(programs)
+            cpu[-1] += ((time.process_time() - t0) / len(programs) * 1e6,)
+    load_after = os.getloadavg()
     print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; python {sys.version.split()[0]}")
     print(f"isolation: bwrap={iso['bubblewrap']} seccomp={iso['seccomp']} landlock={iso['landlock_abi']} "
           f"uid={iso['sandbox_uid']} workers={iso['workers']}; determinism double run; best of {args.repeats}")
+    print(f"load average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f}")
     print()
     print(f"| workload | executor | calls/s | ok | vs unsafe | vs azr-style |")
     print(f"|---|---|---:|---:|---:|---:|")
@@ -159,6 +208,11 @@ def main() -> int:
             print(f"| {name} | {executor} | {rate:.0f} | {ok}/{n} | {rate / unsafe:.2f} | {rate / azr:.2f} |")
         if len({r[2] for r in rows}) != 1:
             print(f"warning: executors disagree on the number of ok calls in '{name}'")
+    print()
+    print("| workload | azrlib CPU per author-run | azrlib CPU per call | unsafe CPU per call |")
+    print("|---|---:|---:|---:|")
+    for name, ms_author, us_call, us_unsafe in cpu:
+        print(f"| {name} | {ms_author:.2f} ms | {us_call:.0f} us | {us_unsafe:.0f} us |")
     per_author = table[0][2]
     print(f"\nazrlib / unsafe, per author = {per_author[2][1] / per_author[0][1]:.2f}  (goal >= 0.3)")
     return 0

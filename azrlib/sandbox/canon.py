@@ -12,10 +12,16 @@ trusted side imports it as `azrlib.sandbox.canon`, so both ends of the wire shar
 - `call_args_text(inputs)`: argument text as a model writes it (`'ab', 3, k=[1]`) checked to be
   literals only and re-written as the canonical literal `((args...), {kwargs...})` that the runner
   parses; insertion order (dicts, sets) is kept, so the call sees the values as written.
+- `call_args_wire(inputs)`: the same check; what the executor sends a runner: `marshal` bytes of
+  `(args, kwargs)` (built by the trusted side from the parsed literals; the runner loads them in a
+  microsecond instead of parsing), or the canonical text when a set is among them.
+- `is_canonical(text)`: the round trip that the worker requires of every value a runner writes.
 """
 
 import ast
+import marshal
 import math
+import re
 
 MAX_LITERAL_CHARS = 100_000
 MAX_DEPTH = 100  # containers nested deeper are neither produced nor parsed
@@ -120,6 +126,25 @@ def _canon(x, budget, depth):
 
 def canonical_repr(x, max_chars):
     return _canon(x, [max_chars], 0)
+
+
+# ints (no sign on 0: repr(-0) is '0'), plain printable-ASCII strings without ' or \, constants
+_SIMPLE = re.compile(r"0|-?[1-9][0-9]*|'[ -&(-\[\]-~]*'")
+_CONSTANTS = frozenset({"True", "False", "None"})
+
+
+def is_canonical(text, max_chars=MAX_LITERAL_CHARS):
+    """Is `text` the canonical repr of a literal value: `canonical_repr(parse_literal(text)) ==
+    text`? The commonest results (ints, bools, None, plain strings) take a shortcut with the same
+    answer; everything else is parsed. Never raises."""
+    try:
+        if type(text) is not str or len(text) > max_chars:
+            return False
+        if len(text) <= 4000 and (text in _CONSTANTS or _SIMPLE.fullmatch(text)):
+            return True
+        return canonical_repr(parse_literal(text, max_chars=max_chars), max_chars) == text
+    except Exception:  # noqa: BLE001 - NotALiteral, TooLarge, Unsupported, MemoryError...
+        return False
 
 
 # ----------------------------------------------------------------------------- literal parser
@@ -232,10 +257,8 @@ def has_nan(value, depth=0):
 
 # ----------------------------------------------------------------------------- call arguments
 
-def call_args_text(inputs, max_chars=MAX_LITERAL_CHARS):
-    """`inputs` is argument text for `f(...)`; returns the canonical literal
-    `((arg, ...), {'name': value, ...})` or raises NotALiteral. Only literal positional and keyword
-    arguments are accepted (no `*`/`**`, no names, calls or operators beyond literal forms)."""
+def _call_node(inputs, max_chars):
+    """The checked `f(...)` node of argument text and the values of its arguments."""
     if not isinstance(inputs, str):
         raise NotALiteral("not a string")
     if len(inputs) > max_chars:
@@ -243,22 +266,60 @@ def call_args_text(inputs, max_chars=MAX_LITERAL_CHARS):
     node = _parse("f(" + inputs + "\n)", max_chars + 4)
     if type(node) is not ast.Call or type(node.func) is not ast.Name or node.func.id != "f":
         raise NotALiteral("not a plain argument list")
+    args = []
     for a in node.args:
         if type(a) is ast.Starred:
             raise NotALiteral("*-unpacking")
-        _value(a, 2, MAX_DEPTH)  # at the depth it will have inside the canonical text
-    keys = []
+        args.append(_value(a, 2, MAX_DEPTH))  # at the depth it will have inside the canonical text
+    kwargs = {}
     for kw in node.keywords:
         if kw.arg is None:
             raise NotALiteral("**-unpacking")
-        _value(kw.value, 2, MAX_DEPTH)
-        keys.append(ast.Constant(kw.arg))
+        kwargs[kw.arg] = _value(kw.value, 2, MAX_DEPTH)
+    return node, (tuple(args), kwargs)
+
+
+def _unparse(node):
     call = ast.Tuple([ast.Tuple(list(node.args), ast.Load()),
-                      ast.Dict(keys, [kw.value for kw in node.keywords])], ast.Load())
+                      ast.Dict([ast.Constant(kw.arg) for kw in node.keywords], [kw.value for kw in node.keywords]),
+                      ], ast.Load())
     try:
         return ast.unparse(call)
     except (RecursionError, ValueError, MemoryError) as e:  # pragma: no cover - depth is capped
         raise NotALiteral("cannot write the arguments: %s" % type(e).__name__) from None
+
+
+def call_args_text(inputs, max_chars=MAX_LITERAL_CHARS):
+    """`inputs` is argument text for `f(...)`; returns the canonical literal
+    `((arg, ...), {'name': value, ...})` or raises NotALiteral. Only literal positional and keyword
+    arguments are accepted (no `*`/`**`, no names, calls or operators beyond literal forms)."""
+    return _unparse(_call_node(inputs, max_chars)[0])
+
+
+def call_args_wire(inputs, max_chars=MAX_LITERAL_CHARS):
+    """What a runner gets for argument text, checked as `call_args_text` checks it: `marshal` bytes
+    of `(args, kwargs)`, or the canonical text when a set or frozenset is among the values
+    (`marshal` writes a set in its iteration order here, so the runner would insert its elements
+    in another order than written, which can change its iteration order there)."""
+    node, values = _call_node(inputs, max_chars)
+    if _has_set(values):
+        return _unparse(node)
+    return marshal.dumps(values)
+
+
+def _has_set(v):
+    stack = [v]
+    while stack:
+        x = stack.pop()
+        t = type(x)
+        if t is set or t is frozenset:
+            return True
+        if t is tuple or t is list:
+            stack.extend(x)
+        elif t is dict:
+            stack.extend(x)
+            stack.extend(x.values())
+    return False
 
 
 def call_args(text):

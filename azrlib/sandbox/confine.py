@@ -1,8 +1,11 @@
 """Confinement of a runner process: seccomp BPF filter, Landlock, rlimits, uid drop.
 
-Stdlib only (imported by the sandbox worker as a top-level module). `confine(config, ...)` is called
-by a freshly forked runner once it holds its job and before it runs any program; every layer that
-fails to apply when asked for kills the runner (exit status 71), never runs the program unconfined.
+Stdlib only (imported by the sandbox worker as a top-level module). Landlock is applied once by the
+fork server (`apply_landlock`), before it forks any runner, so that every runner inherits it;
+`confine(config, ...)` is called by a freshly forked runner once it holds its job and before it
+runs any program (rlimits, uid, seccomp: seccomp cannot go in the fork server, which must fork).
+Every layer that fails to apply when asked for kills the process (exit status 71), never runs a
+program unconfined.
 """
 
 import ctypes
@@ -167,35 +170,27 @@ def apply_landlock(abi, read_paths, write_paths):
         os.close(ruleset)
 
 
+def apply_landlock_scope(abi):
+    """A nested Landlock domain of the runner's own that only scopes signals and abstract UNIX
+    sockets (ABI >= 6): the runner can no longer signal its fork server, its worker or another
+    runner, whatever its uid. The file-system rules are the fork server's, inherited. Two
+    syscalls, no rules to add."""
+    if abi < 6:
+        return True  # nothing to scope with; the uid switch and seccomp stay
+    attr = struct.pack("QQQ", 0, 0, 0b11)  # no fs, no net rights handled; scope both
+    nr = _ARCH[1]
+    ruleset = _libc.syscall(nr["landlock_create_ruleset"], attr, ctypes.c_size_t(len(attr)), ctypes.c_uint(0))
+    if ruleset < 0:
+        return False
+    try:
+        if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+            return False
+        return _libc.syscall(nr["landlock_restrict_self"], ctypes.c_int(ruleset), ctypes.c_uint(0)) == 0
+    finally:
+        os.close(ruleset)
+
+
 # ----------------------------------------------------------------------------- the child
-
-CONFIG = {}  # filled from the command line: uid, gid, limits, landlock paths
-
-
-def _set_rlimits(n_items, total_timeout):
-    import resource
-    mem = CONFIG["memory_bytes"]
-    limits = [
-        (resource.RLIMIT_AS, mem),
-        (resource.RLIMIT_CPU, int(total_timeout) + 2),
-        (resource.RLIMIT_FSIZE, CONFIG["file_bytes"]),
-        (resource.RLIMIT_NOFILE, 64),
-        (resource.RLIMIT_CORE, 0),
-        (resource.RLIMIT_NPROC, CONFIG["nproc"]),
-    ]
-    for which, value in limits:
-        try:
-            resource.setrlimit(which, (value, value))
-        except (ValueError, OSError):
-            pass
-
-
-def _drop_privileges():
-    if os.getuid() == 0 and CONFIG.get("uid") is not None:
-        os.setgroups([])
-        os.setgid(CONFIG["gid"])
-        os.setuid(CONFIG["uid"])
-
 
 def set_rlimits(config, cpu_seconds):
     import resource
@@ -228,10 +223,12 @@ def set_parent_death_signal():
 
 
 def confine(config, cpu_seconds):
-    """All layers, in order: rlimits, uid, Landlock, seccomp (last: it forbids what the others need)."""
+    """The runner's layers, in order: rlimits, uid, its own Landlock scope, seccomp (last: it
+    forbids what the others need). Landlock's file-system rules are already in force, inherited
+    from the fork server."""
     set_rlimits(config, cpu_seconds)
     drop_privileges(config)
-    if config["landlock"]:
-        apply_landlock(config["landlock"], config["read_paths"], config["write_paths"])
+    if config["landlock"] and not apply_landlock_scope(config["landlock"]):
+        os._exit(71)
     if config["seccomp"] and not apply_seccomp():
         os._exit(71)

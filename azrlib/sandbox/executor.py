@@ -7,11 +7,11 @@ nondeterministic (`random`, `time`, `id()`, pids, set-of-strings order...) and i
 instead calls the function twice inside one process, which misses hash-order and `id()`
 nondeterminism.
 
-Trust (see THREAT_MODEL.md): inputs are literal argument text, parsed here and sent as canonical
-values (`canon.call_args_text`), never compiled; programs of different authors never share a
-process (the worker runs each author in fresh runners from a fork server that never held job
-data); every line a worker writes is attributed by job id and item index and checked strictly by
-`_parse_result`, and nothing it can write raises here.
+Trust (see THREAT_MODEL.md): inputs are literal argument text, parsed here and sent as values
+(`canon.call_args_wire`: marshal bytes, or canonical literal text), never compiled; programs of
+different authors never share a process (the worker runs each author in fresh runners from a fork
+server that never held job data); every line a worker writes is attributed by job id and item
+index and checked strictly by `_parse_result`, and nothing it can write raises here.
 
 Isolation, strongest available first (see `detect_isolation`): bubblewrap namespaces (no network,
 own pid namespace, read-only system, private tmpfs /tmp, scrubbed environment), a non-root uid per
@@ -20,7 +20,9 @@ worker, Landlock (file system, TCP, signals), a seccomp filter (no fork/exec/soc
 dead worker is replaced and the caller gets a status, never a hang.
 
 Speed: one process per author, not per item: a program's several inputs (induction), or one
-proposal's learnability answers (abduction), share it. See benchmarks/bench_sandbox.py.
+proposal's learnability answers (abduction), share it; jobs and arguments travel as `marshal`
+from this trusted side, results as small binary frames and JSON arrays; two workers per core by
+default. See benchmarks/bench_sandbox.py and docs/benchmarks.md ("Sandbox").
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
+import marshal
 import os
 import select
 import shutil
@@ -39,8 +42,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from azrlib.sandbox.canon import NotALiteral, call_args_text
-from azrlib.sandbox.isolation import SandboxUnavailable, _ancestors, bwrap_command, detect_isolation
+from azrlib.sandbox.canon import NotALiteral, call_args_wire
+from azrlib.sandbox.isolation import SandboxUnavailable, bwrap_command, cores, detect_isolation, world_readable
 from azrlib.sandbox.results import STATUSES, ExecResult, _agree, _parse_result, _resolve  # noqa: F401
 
 _ZYGOTE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "zygote.py")
@@ -100,7 +103,10 @@ class Executor:
         self.timeout_s = float(timeout_s)
         self.max_output_chars = int(max_output_chars)
         self.batch_size = int(batch_size)
-        self._per_family = max(1, (workers or os.cpu_count() or 2) // 2)
+        # `workers` in all, half per family. Default: one per core in each family (two per core):
+        # a worker is a pipeline whose zygote and runner take turns, so one per core leaves cores
+        # idle while runners fork, start and exit.
+        self._per_family = max(1, workers // 2) if workers else max(1, cores())
         self._limits = {"memory_bytes": int(memory_mb) << 20, "file_bytes": int(file_mb) << 20,
                         "nproc": int(nproc)}
         self._seed = int(seed)
@@ -144,7 +150,7 @@ class Executor:
         items, early = [], {}
         for i, (p, x) in enumerate(pairs):
             try:
-                items.append([i, "call", str(p), call_args_text(str(x)), timeout])
+                items.append([i, "call", str(p), call_args_wire(str(x)), timeout])
             except NotALiteral as e:
                 early[i] = ExecResult("rejected", None, f"the input is not a literal: {e}", 0.0)
         done = dict(zip((it[0] for it in items), self._execute(items, double=True)))
@@ -268,7 +274,8 @@ class Executor:
         if not w.jobs:
             w.last_progress = time.monotonic()
         w.jobs.append(job)
-        w.outbox += (json.dumps({"job": job.job_id, "items": job.items}) + "\n").encode()
+        frame = marshal.dumps({"job": job.job_id, "items": job.items})
+        w.outbox += len(frame).to_bytes(4, "big") + frame
         self._flush_outbox(w)
 
     def _flush_outbox(self, w: _Worker) -> None:
@@ -344,7 +351,7 @@ class Executor:
     def _spawn(self, index: int, family: int) -> _Worker:
         caps = self._caps
         uid = None
-        if caps["can_switch_uid"] and (self._use_bwrap or _world_readable(sys.base_prefix)):
+        if caps["can_switch_uid"] and (self._use_bwrap or world_readable(sys.base_prefix)):
             uid = self._uid_base + (os.getpid() % 4000) * 8 + index % 8
         tmp = None
         python = os.path.realpath(sys.executable)
@@ -451,18 +458,6 @@ class Executor:
             "weak": not (self._use_bwrap or (bool(ready.get("seccomp")) and (
                 bool(ready.get("landlock_abi")) or (sandbox_uid not in (None, 0, os.getuid()))))),
         }
-
-
-def _world_readable(path: str) -> bool:
-    """Can another uid reach the interpreter's files (every parent directory traversable)?"""
-    path = os.path.realpath(path)
-    for p in _ancestors(path) + [path]:
-        try:
-            if not os.stat(p).st_mode & 0o005:
-                return False
-        except OSError:
-            return False
-    return True
 
 
 def _pop_for_family(queue, family: int):

@@ -106,6 +106,26 @@ def bwrap_command(bwrap: str, switch_uid: bool, base_prefix: str, worker_dir: st
     return cmd
 
 
+def cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 2
+
+
+def world_readable(path: str) -> bool:
+    """Can another uid reach the interpreter's files (every parent directory traversable)?"""
+    path = os.path.realpath(path)
+    for p in _ancestors(path) + [path]:
+        try:
+            if not os.stat(p).st_mode & 0o005:
+                return False
+        except OSError:
+            return False
+    return True
+
+
 def _ancestors(path: str) -> list[str]:
     parts = path.strip("/").split("/")[:-1]
     return ["/" + "/".join(parts[:k]) for k in range(1, len(parts) + 1)]

@@ -26,37 +26,26 @@ class ExecResult:
         return self.status == "ok"
 
 
-_RESULT_KEYS = frozenset({"job", "i", "status", "value", "error", "seconds"})
-
-
-def _no_duplicates(pairs):
-    out = {}
-    for k, v in pairs:
-        if k in out:
-            raise ValueError(f"duplicate key {k!r}")
-        out[k] = v
-    return out
-
-
 def _parse_result(line: bytes, job_id: int, pending) -> tuple[str, int | None, ExecResult | None]:
     """One line from a worker, for the job in flight `job_id` whose unreported items are `pending`:
-    ("done", None, None), ("result", i, ExecResult), or ("junk", None, None) for anything that
-    cannot be attributed to one of those items (another job, a repeated item, broken JSON).
+    ("done", None, None) for `[job_id, "done"]`, ("result", i, ExecResult) for
+    `[job_id, i, status, value, error, seconds]`, or ("junk", None, None) for anything that cannot
+    be attributed to one of those items (another job, a repeated item, broken JSON, an object).
     A line attributed to an item but malformed in any other way is a `crashed` result for that
     item only. Never raises."""
     try:
-        msg = json.loads(line, object_pairs_hook=_no_duplicates)
+        msg = json.loads(line)
     except Exception:  # noqa: BLE001 - ValueError, RecursionError, MemoryError...: all junk
         return "junk", None, None
-    if type(msg) is not dict or type(msg.get("job")) is not int or msg["job"] != job_id:
+    if type(msg) is not list or not msg or type(msg[0]) is not int or msg[0] != job_id:
         return "junk", None, None
-    if set(msg) == {"job", "done"}:
-        return ("done", None, None) if msg["done"] is True else ("junk", None, None)
-    i = msg.get("i")
-    if type(i) is not int or i not in pending:
+    if len(msg) == 2:
+        return ("done", None, None) if msg[1] == "done" and type(msg[1]) is str else ("junk", None, None)
+    i = msg[1]
+    if len(msg) != 6 or type(i) is not int or i not in pending:
         return "junk", None, None
-    status, value, error, seconds = (msg.get(k) for k in ("status", "value", "error", "seconds"))
-    if (set(msg) != _RESULT_KEYS or type(status) is not str or status not in STATUSES
+    status, value, error, seconds = msg[2:]
+    if (type(status) is not str or status not in STATUSES
             or type(value) not in (str, type(None)) or type(error) not in (str, type(None))
             or type(seconds) not in (int, float) or not 0 <= seconds < 1e9
             or (status != "ok" and value is not None) or (status == "ok") == (type(error) is str)):

@@ -2,22 +2,26 @@
 
 A runner is forked by the fork server (`zygote.py`) before any job exists, so its memory holds no
 other program, input or gold. It then blocks on its request pipe until the zygote hands it one
-author's items (one program text with several inputs, or one script) as a length-prefixed JSON
-frame, confines itself (`confine.py`: rlimits, uid, Landlock, seccomp) and runs the items in order.
-For each item it writes one frame `{"status", "value", "error", "seconds"}` to its result pipe,
-in bursts of up to `flush_items` frames or every FLUSH_SECONDS (the zygote asks for 1 when it
-must know exactly which item hung). The frames carry no item number: the zygote attributes the k-th
-frame to the k-th item it sent, checks the schema strictly and ends the runner at the first frame
-that does not fit.
+author's items (one program text with several inputs, or one script) as one length-prefixed
+`marshal` frame written by the trusted zygote, confines itself (`confine.py`: rlimits, uid,
+Landlock, seccomp) and runs the items in order. For each item it writes one binary frame to its
+result pipe: a status byte (ok, error, rejected), the seconds as a float64, then UTF-8 text (the
+canonical repr of an ok call's value, an error message, or nothing for an ok script). Frames go
+out in bursts of up to `flush_items` or every FLUSH_SECONDS (the zygote asks for 1 when it must
+know exactly which item hung). The frames carry no item number: the zygote attributes the k-th
+frame to the k-th item it sent, checks it strictly (`check_frame`) and ends the runner at the
+first frame that does not fit. Nothing a runner writes is ever unmarshalled.
 
-Inputs arrive as canonical literal text (`canon.call_args_text`, checked by the trusted side) and
-are turned into values by `canon.call_args`, which parses and never compiles; the call is
-`f(*args, **kwargs)`. Before each item the process state a program can change for the next one is
-reset: trace and profile hooks, recursion limit, umask, working directory, environment.
+Inputs arrive as values the trusted side parsed from literal text (`canon.call_args_wire`):
+`marshal` bytes, or canonical literal text when they hold a set (so that a set is built in the
+order it was written), turned into values by `canon.call_args`, which parses and never compiles;
+the call is `f(*args, **kwargs)`. Before each item the process state a program can change for the
+next one is reset: trace and profile hooks, recursion limit, umask, working directory and, when
+the program changed `os.environ`, the environment.
 """
 
 import builtins
-import json
+import marshal
 import os
 import struct
 import sys
@@ -27,8 +31,10 @@ import canon
 import confine
 
 FRAME_HEADER = struct.Struct(">I")
+RESULT_HEAD = struct.Struct(">Bd")  # status code, seconds; the text follows
 FLUSH_SECONDS = 0.005
 RUNNER_STATUSES = ("ok", "error", "rejected")  # timeout and crashed are the zygote's to say
+_CODE = {s: k for k, s in enumerate(RUNNER_STATUSES)}
 MAX_ERROR_CHARS = 300
 DEFAULT_RECURSION_LIMIT = sys.getrecursionlimit()
 
@@ -67,44 +73,34 @@ def _write_all(fd, data):
 
 # ----------------------------------------------------------------------------- the frame check
 
-def _no_duplicates(pairs):
-    out = {}
-    for k, v in pairs:
-        if k in out:
-            raise ValueError("duplicate key %r" % (k,))
-        out[k] = v
-    return out
-
-
 def check_frame(payload, max_chars, kind="call"):
     """Run by the zygote on every frame a runner writes for an item of `kind`: (status, value,
-    error, seconds), or None if the frame breaks the schema in any way (an ok script has no value;
-    an ok call's value is a canonical literal). Never raises."""
+    error, seconds), or None if the frame breaks the format in any way (an unknown status byte,
+    seconds not in [0, 1e9), text that is not UTF-8, an ok script with text, an ok call whose
+    value is not a canonical literal). Never raises."""
     try:
-        msg = json.loads(payload, object_pairs_hook=_no_duplicates)
-        if type(msg) is not dict or set(msg) != {"status", "value", "error", "seconds"}:
+        if type(payload) is not bytes or len(payload) < RESULT_HEAD.size:
             return None
-        status, value, error, seconds = msg["status"], msg["value"], msg["error"], msg["seconds"]
-        if type(seconds) is not float or not 0.0 <= seconds < 1e9:
+        code, seconds = RESULT_HEAD.unpack_from(payload)
+        if code >= len(RUNNER_STATUSES) or not 0.0 <= seconds < 1e9:  # NaN fails too
             return None
-        if status not in RUNNER_STATUSES:
+        status = RUNNER_STATUSES[code]
+        text = payload[RESULT_HEAD.size:].decode("utf-8")
+        if status != "ok":
+            return status, None, text[:MAX_ERROR_CHARS], seconds
+        if kind == "script":
+            return (status, None, None, seconds) if not text else None
+        if len(text) > max_chars or not canon.is_canonical(text, max_chars):
             return None
-        if status == "ok" and kind == "script":
-            if value is not None or error is not None:
-                return None
-        elif status == "ok":
-            if type(value) is not str or error is not None or len(value) > max_chars:
-                return None
-            if canon.canonical_repr(canon.parse_literal(value, max_chars=max_chars), max_chars) != value:
-                return None
-        elif value is not None or type(error) is not str:
-            return None
-        else:
-            error = error[:MAX_ERROR_CHARS]
-        return status, value, error, seconds
+        return status, text, None, seconds
     except Exception:  # noqa: BLE001 - anything a runner writes must end here, as a None
         return None
 
+
+def result_frame(status, text, seconds):
+    """The frame a runner writes for one item (the inverse of `check_frame`)."""
+    payload = RESULT_HEAD.pack(_CODE[status], seconds) + (text or "").encode("utf-8", "backslashreplace")
+    return FRAME_HEADER.pack(len(payload)) + payload
 
 
 # ----------------------------------------------------------------------------- the runner
@@ -124,19 +120,19 @@ def runner_main(req_fd, res_fd, config, parent_pid):
         confine.set_parent_death_signal()
         if os.getppid() != parent_pid:
             os._exit(73)  # the fork server died while we waited
-        job = json.loads(raw)
+        job = marshal.loads(raw)  # written by the trusted zygote
         del raw
         confine.confine(config, job["cpu_seconds"])
         max_chars = config["max_output_chars"]
         flush_items = max(1, int(job["flush_items"]))
         out, last, compiled = [], time.monotonic(), {}
-        for kind, program, args_text, _timeout in job["items"]:
-            _reset_state(config)
+        env = dict(config["env"])
+        for kind, program, args, _timeout in job["items"]:
+            _reset_state(config, env)
             t0 = time.perf_counter()
-            status, value, error = run_one(kind, program, args_text, max_chars, compiled)
+            status, value, error = run_one(kind, program, args, max_chars, compiled)
             seconds = time.perf_counter() - t0
-            payload = json.dumps({"status": status, "value": value, "error": error, "seconds": seconds}).encode()
-            out.append(FRAME_HEADER.pack(len(payload)) + payload)
+            out.append(result_frame(status, value if status == "ok" else error, seconds))
             now = time.monotonic()
             if len(out) >= flush_items or now - last >= FLUSH_SECONDS:
                 _write_all(res_fd, b"".join(out))
@@ -146,22 +142,25 @@ def runner_main(req_fd, res_fd, config, parent_pid):
         os._exit(0)
 
 
-def _reset_state(config):
+def _reset_state(config, env):
+    """`env` is the environment the runner started with (its own copy, as str -> str)."""
     try:
         sys.settrace(None)
         sys.setprofile(None)
         sys.setrecursionlimit(DEFAULT_RECURSION_LIMIT)
         os.umask(0o022)
         os.chdir(config["tmp"])
-        os.environ.clear()
-        os.environ.update(config["env"])
+        if os.environ != env:  # what clear() and update() would restore; cheap when unchanged
+            os.environ.clear()
+            os.environ.update(env)
     except BaseException:  # noqa: B902 - a program of this same author broke the tools; carry on
         pass
 
 
-def run_one(kind, program, args_text, max_chars, compiled=None):
-    """Returns (status, value, error). `compiled` caches code objects by program text (one author's
-    items share it: compiled once, executed afresh for every item)."""
+def run_one(kind, program, args, max_chars, compiled=None):
+    """Returns (status, value, error). `args` is `marshal` bytes of (args, kwargs) or canonical
+    literal text (`canon.call_args_wire`). `compiled` caches code objects by program text (one
+    author's items share it: compiled once, executed afresh for every item)."""
     g = {"__name__": "__main__", "__builtins__": builtins}
     try:
         code = compiled.get(program) if compiled is not None else None
@@ -170,7 +169,7 @@ def run_one(kind, program, args_text, max_chars, compiled=None):
             if compiled is not None:
                 compiled[program] = code
         if kind == "call":
-            args, kwargs = canon.call_args(args_text)
+            args, kwargs = marshal.loads(args) if type(args) is bytes else canon.call_args(args)
         exec(code, g)
         if kind == "script":
             return "ok", None, None

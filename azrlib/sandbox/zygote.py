@@ -9,21 +9,24 @@ also reaps it and reports how it ended) and waits, empty, until the zygote sends
 a pipe. One runner runs one author's items (the items of a job that share a program text); programs
 of different authors never share a process. The zygote keeps SPARE_RUNNERS empty runners forked ahead.
 
-Protocol with the executor (JSON lines). Executor -> zygote on stdin, one job per line:
-  {"job": J, "items": [[i, kind, program, args_text, timeout_s], ...]}
-Zygote -> executor on stdout: {"ready": {...}} once, then for every item exactly one
-  {"job": J, "i": i, "status": ..., "value": ..., "error": ..., "seconds": ...}
-and {"job": J, "done": true} when the job is finished. Every line is written by the zygote itself:
-a runner never holds stdout. From a runner the zygote takes one length-prefixed frame per item, in
-item order, and accepts it only if it is exactly `{"status", "value", "error"}` with the right
-types and an ok value that is a canonical literal; the first frame that does not fit marks that
-item `crashed` and ends the runner, and the items after it run again in a fresh runner. A timeout
-or a death is charged to the item the runner was on; the clock of an item starts at the previous
-frame. After each author the private /tmp is emptied (by a process with the sandbox uid, which
-owns what is there).
+Protocol with the executor. Executor -> zygote on stdin, one length-prefixed `marshal` frame per
+job (both ends are trusted; the zygote never unmarshals anything a runner wrote):
+  {"job": J, "items": [[i, kind, program, args, timeout_s], ...]}
+with `args` as `canon.call_args_wire` made it (marshal bytes, or canonical literal text).
+Zygote -> executor on stdout, JSON lines: {"ready": {...}} once, then for every item exactly one
+  [J, i, status, value, error, seconds]
+and [J, "done"] when the job is finished (lines are written in bursts, as runners' frames come in).
+Every line is written by the zygote itself: a runner never holds stdout. From a runner the zygote
+takes one length-prefixed binary frame per item, in item order (`runner.check_frame`: a status
+byte, the seconds, UTF-8 text; an ok value must be a canonical literal); the first frame that does
+not fit marks that item `crashed` and ends the runner, and the items after it run again in a fresh
+runner. A timeout or a death is charged to the item the runner was on; the clock of an item starts
+at the previous frame. After each author the private /tmp is emptied (by a process with the
+sandbox uid, which owns what is there).
 """
 
 import json
+import marshal
 import os
 import select
 import signal
@@ -36,12 +39,15 @@ import canon
 import confine
 import runner
 
-# Modules loaded once, before the fork server starts, so that programs' imports are cheap.
+# Modules loaded once, before the fork server starts, so that programs' imports are cheap: the ones
+# model programs import (on the AZR seed files: typing, collections, math, functools, string, re,
+# os, heapq, sys; >= 97% of the imports). Every module more makes every fork dearer (a fork copies
+# the page tables of the fork server: with decimal, random, datetime, hashlib, statistics... also
+# preloaded, fork + exit of an idle runner cost ~1.4 ms of CPU instead of ~0.8 ms); a program that
+# imports one of those pays for the import itself.
 PRELOAD = (
     "collections", "itertools", "functools", "math", "re", "string", "heapq", "bisect", "operator",
-    "typing", "copy", "fractions", "statistics", "cmath", "array", "textwrap", "json", "unicodedata",
-    "dataclasses", "enum", "numbers", "decimal", "random", "time", "datetime", "hashlib", "os",
-    "shutil", "sys", "resource",
+    "typing", "copy", "time", "os", "sys", "resource",
 )
 SPARE_RUNNERS = 2  # empty runners forked ahead, so that a new author rarely waits for a fork
 CONFIG = {}  # from the command line: uid, gid, limits, Landlock paths, tmp, env
@@ -123,11 +129,27 @@ def _serve(sock, config):
     keep = sock.fileno()
     os.closerange(3, keep)
     os.closerange(keep + 1, 4096)
-    # Warm what runners use lazily (compiler, parser, canonical repr, JSON), once, here, on a
-    # constant program: every runner inherits it and starts hot. Then freeze the heap, so that a
-    # runner's garbage collector does not touch (and copy) the pages it inherited.
-    runner.run_one("call", "def f(x, y=()):\n    return [x, {x: y}]", "((1,), {'y': (2.5, 'a')})", 1000)
-    json.dumps({"status": "ok", "value": "1", "error": None})
+    # Warm what runners use (compiler, parser, canonical repr, frames, the per-item reset) here, on
+    # constant programs, often enough that the interpreter has quickened and specialised that code:
+    # a runner then runs it without writing into (and copying) the pages it inherited. Then freeze
+    # the heap, so that a runner's garbage collector does not touch those pages either.
+    env, cwd = dict(config["env"]), os.getcwd()
+    for k in range(40):
+        runner._reset_state(config, env)
+        status, value, _ = runner.run_one("call", "def f(x):\n    return [x, (x, 'a')]", marshal.dumps(((k,), {})), 1000, {})
+        runner.check_frame(runner.result_frame(status, value, 0.001)[4:], 1000)
+        runner.run_one("call", "def f(x, y=()):\n    return [x, {x: y}]", "((1,), {'y': (2.5, 'a')})", 1000)
+        req_r, req_w = os.pipe()
+        runner.write_frame(req_w, marshal.dumps({"items": [("call", "", b"", 1.0)], "k": k}))
+        os.close(req_w)
+        marshal.loads(runner.read_frame(req_r, 1 << 20))
+        os.close(req_r)
+    os.chdir(cwd)
+    # Landlock once, here, for every runner to inherit (a ruleset is inherited across fork and
+    # cannot be loosened); the fork server itself opens no file from now on.
+    if config["landlock"] and not confine.apply_landlock(config["landlock"], config["read_paths"],
+                                                         config["write_paths"]):
+        os._exit(71)
     import gc
     gc.collect()
     gc.freeze()
@@ -194,7 +216,7 @@ def _wait_runner(pid, linger):
 # ----------------------------------------------------------------------------- one author
 
 def run_author(fs, items, max_chars, out):
-    """Run one author's items ([i, kind, program, args_text, timeout]) in fresh runners until each
+    """Run one author's items ([i, kind, program, args, timeout]) in fresh runners until each
     has a result; `out(i, status, value, error, seconds)` once per item, in order.
 
     A runner first writes its frames in bursts. If it then hangs, dies or writes a frame that does
@@ -224,11 +246,11 @@ def _run_runner(fs, pending, max_chars, out, careful):
     pid, req_w, res_r = fs.take()
     job = {"items": [it[1:5] for it in pending], "cpu_seconds": sum(it[4] for it in pending),
            "flush_items": 1 if careful else 64}
-    frame_cap = 6 * max_chars + 4096  # JSON writes a non-ASCII character as \\uXXXX
+    frame_cap = 4 * max_chars + 4096  # UTF-8: up to 4 bytes a character
     done = 0
     try:
         try:
-            runner.write_frame(req_w, json.dumps(job).encode())
+            runner.write_frame(req_w, marshal.dumps(job))
         except OSError:
             pass  # it died before starting: seen below as a crash
         os.close(req_w)
@@ -244,7 +266,7 @@ def _run_runner(fs, pending, max_chars, out, careful):
                 return done, ("timeout", "timed out after %.3g s" % pending[done][4], now - since)
             if not select.select([res_r], [], [], left)[0]:
                 continue
-            chunk = os.read(res_r, 1 << 20)
+            chunk = os.read(res_r, 1 << 16)
             if not chunk:
                 why = _exit_description(pid)
                 pid = None
@@ -268,6 +290,7 @@ def _run_runner(fs, pending, max_chars, out, careful):
                 done += 1
             if done > before:  # the next item's clock starts at the last frame received
                 since = now
+                _flush()
         return done, None
     finally:
         os.close(res_r)
@@ -358,11 +381,22 @@ def _remove_all(tmp):
 
 # ----------------------------------------------------------------------------- the loop
 
-def _emit(obj):
-    data = (json.dumps(obj) + "\n").encode()
-    view = memoryview(data)
-    while view:
-        view = view[os.write(1, view):]
+_LINES = []  # lines for the executor not yet written
+
+
+def _emit(obj, flush=True):
+    _LINES.append(json.dumps(obj))
+    if flush:
+        _flush()
+
+
+def _flush():
+    if _LINES:
+        data = ("\n".join(_LINES) + "\n").encode()
+        del _LINES[:]
+        view = memoryview(data)
+        while view:
+            view = view[os.write(1, view):]
 
 
 def run_job(fs, job, max_chars):
@@ -373,11 +407,11 @@ def run_job(fs, job, max_chars):
     job_id = job["job"]
 
     def out(i, status, value, error, seconds):
-        _emit({"job": job_id, "i": i, "status": status, "value": value, "error": error,
-               "seconds": round(max(seconds, 0.0), 6)})
+        _emit([job_id, i, status, value, error, round(max(seconds, 0.0), 6)], flush=False)
 
     for group in authors.values():
         run_author(fs, group, max_chars, out)
+        _flush()
 
 
 def _self_test(fs, max_chars):
@@ -449,14 +483,15 @@ def main():
     fs.settle()
     _emit({"ready": {"pid": os.getpid(), "hash_seed": hash_seed,
                      "landlock_abi": CONFIG["landlock"], "seccomp": CONFIG["seccomp"], "probe": probe}})
-    for line in sys.stdin.buffer:
-        try:
-            job = json.loads(line)
-        except ValueError:
-            continue
+    while True:
+        raw = runner.read_frame(0, 1 << 31)
+        if raw is None:
+            return  # the executor closed our stdin
+        job = marshal.loads(raw)  # written by the executor (trusted)
+        del raw
         run_job(fs, job, max_chars)
         fs.settle()
-        _emit({"job": job["job"], "done": True})
+        _emit([job["job"], "done"])
 
 
 if __name__ == "__main__":
