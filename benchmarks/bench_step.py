@@ -84,8 +84,9 @@ def dense_step_seconds(model, tokens: int, length: int, repeats: int = 2, seed: 
 # ---------------------------------------------------------------------------------------- step mode
 
 def _phase_of_seeds(runner, steps: int) -> dict[int, str]:
-    names = {0: "propose", 1: "learnability_sample", 10: "solve", 11: "solve", 12: "solve"}
-    return {runner._seed(s, p): n for s in range(steps + 1) for p, n in names.items()}
+    names = {0: "propose", 1: "learnability_sample", 10: "solve"}
+    # step 0 is the buffer seeding (proposals only), not part of a training step
+    return {runner._seed(s, p): (n if s else "seed_buffers") for s in range(steps + 1) for p, n in names.items()}
 
 
 def run_steps(args) -> dict:

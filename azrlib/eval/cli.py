@@ -63,8 +63,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="hf engine: torch device (default cpu)")
     p.add_argument("--dtype", default=None,
                    help="weights dtype (hf default float32; vllm default auto)")
-    p.add_argument("--decode-batch", type=int, default=64,
-                   help="hf engine: sequences decoded together (default 64)")
+    p.add_argument("--decode-batch", type=int, default=None,
+                   help="hf engine: sequences decoded together (default: as many as fit its memory budget)")
     p.add_argument("--num-threads", type=int, default=None, help="hf engine: torch CPU threads")
     p.add_argument("--workers", type=int, default=None, help="sandbox workers (default: CPU count)")
     p.add_argument("--timeout-min", type=float, default=DEFAULT_MIN_TIMEOUT_S,

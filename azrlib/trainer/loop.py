@@ -142,8 +142,7 @@ class StepRunner:
         phases = PhaseResult(new_tasks={t: [] for t in cfg.task_types})
         if self.source.proposes:
             phases = phases.merge(propose(self, step))
-        for k, t in enumerate(cfg.task_types):
-            phases = phases.merge(solve(self, step, t, k))
+        phases = phases.merge(solve(self, step))
         for task in phases.stale_tasks:  # a gold that stopped reproducing leaves the buffer (logged)
             if self.source.proposes and self.buffers[task.task_type].remove(task):
                 log.warning("step %d: dropped a %s task whose gold no longer reproduces", step, task.task_type)

@@ -1,7 +1,11 @@
-"""The solver phase of a step, for one task type: `batch_size` tasks from the run's task source
+"""The solver phase of a step: for each task type, `batch_size` tasks from the run's task source
 (self-play: last step's new tasks first, then uniform from the buffer, as AZR; RLVR/SFT: uniform
 from a fixed verified pool), one sample each at the rollout temperature, graded by
 `tasks.grade` (format gate, parse, sandbox verification) and rewarded by AZR's Eq. 6.
+
+AZR samples each type's batch separately; here the three types' prompts go to the engine in one
+call and one sandbox batch (same tasks, same policy, so the same distribution; the draws differ
+from a per-type call because the engine's random stream is shared by the whole phase).
 """
 
 from __future__ import annotations
@@ -9,7 +13,6 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections import defaultdict
 
 from azrlib.tasks.buffer import TaskBuffer
 from azrlib.tasks.grade import grade
@@ -46,21 +49,38 @@ class FixedTasks:
         return [rng.choice(pool) for _ in range(n)]
 
 
-def solve(runner, step: int, t: str, k: int) -> PhaseResult:
-    """The solver phase for task type `t` (the k-th of the run's types) on this rank."""
+def solve(runner, step: int) -> PhaseResult:
+    """The solver phase for every task type of the run, on this rank: each type's tasks are drawn
+    in the run's type order (the shared RNG: the same lists on every rank), all prompts are
+    sampled in one engine call, then each type is graded and reported as before (results merged
+    in type order)."""
     cfg = runner.cfg
-    timings: dict[str, float] = defaultdict(float)
     t0 = time.perf_counter()
-    all_tasks = runner.solver_tasks(t)  # shared RNG: the same list on every rank
-    mine = list(range(dist.rank(), len(all_tasks), dist.world()))
-    prompts = [solve_prompt(all_tasks[j], style=cfg.prompt_style, n_shown=cfg.n_shown) for j in mine]
-    samples = runner.sample(prompts, 1, cfg.max_new_tokens_solve, runner.phase_seed(step, 10 + k))
-    timings["solve"] += time.perf_counter() - t0
+    batches = []  # (type, all tasks of the type, this rank's indices, index of its first prompt)
+    prompts: list[str] = []
+    for t in cfg.task_types:
+        all_tasks = runner.solver_tasks(t)
+        mine = list(range(dist.rank(), len(all_tasks), dist.world()))
+        batches.append((t, all_tasks, mine, len(prompts)))
+        prompts += [solve_prompt(all_tasks[j], style=cfg.prompt_style, n_shown=cfg.n_shown) for j in mine]
+    samples = runner.sample(prompts, 1, cfg.max_new_tokens_solve, runner.phase_seed(step, 10))
+    timings = {"solve": time.perf_counter() - t0}
     t0 = time.perf_counter()
-    pairs = [(j, s[0]) for j, s in zip(mine, samples) if s]
-    graded = grade(runner.executor, [all_tasks[j] for j, _ in pairs], [c.text for _, c in pairs], n_shown=cfg.n_shown)
-    timings["verify"] += time.perf_counter() - t0
-    result = PhaseResult(timings=dict(timings))
+    per_type = [(t, all_tasks, [(j, s[0]) for j, s in zip(mine, samples[first: first + len(mine)]) if s])
+                for t, all_tasks, mine, first in batches]
+    everything = [(all_tasks[j], c.text) for _, all_tasks, pairs in per_type for j, c in pairs]
+    graded = grade(runner.executor, [x[0] for x in everything], [x[1] for x in everything], n_shown=cfg.n_shown)
+    timings["verify"] = time.perf_counter() - t0
+    result = PhaseResult(timings=timings)
+    for t, all_tasks, pairs in per_type:
+        result = result.merge(_type_result(step, t, all_tasks, pairs, graded[: len(pairs)]))
+        graded = graded[len(pairs):]
+    return result
+
+
+def _type_result(step: int, t: str, all_tasks: list[Task], pairs: list, graded: list) -> PhaseResult:
+    """One type's rollouts and metrics from its graded samples (`pairs`: (task index, completion))."""
+    result = PhaseResult()
     records, stale = [], []
     for (j, c), g in zip(pairs, graded):
         if not g.gold_ok:  # the task's gold no longer reproduces: no reward to learn from

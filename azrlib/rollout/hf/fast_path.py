@@ -14,7 +14,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from azrlib.rollout.hf.kv_cache import SlotKVCache
+from azrlib.rollout.hf.kv_cache import SharedPrefixKVCache, SlotKVCache
 
 FAST_PATH_MODEL_TYPES = ("qwen2", "qwen3", "llama")
 
@@ -169,3 +169,35 @@ class LlamaFastPath:
             hidden = self._finish_layer(weights, hidden, attended)
         return self.model.lm_head(self.inner.norm(hidden)).float()
 
+
+    def step_shared(self, tokens: torch.Tensor, positions: torch.Tensor, additive_mask: torch.Tensor,
+                    cache: SharedPrefixKVCache, slot: int, first_slot: int = 0) -> torch.Tensor:
+        """`step` on a `SharedPrefixKVCache`: the same slots, masks and result (slot numbers count
+        the prompt width first, then the generated tokens). Scores against the prompt keys are
+        computed per prompt for all its rows at once, scores against the row's own generated
+        keys per row; one softmax over both (as `step`), then the two value products are added."""
+        rows = tokens.shape[0]
+        heads, kv_heads, head_dim = self.num_heads, self.kv_heads, self.head_dim
+        group = heads // kv_heads
+        width = cache.prompt_width
+        gen_slot = slot - width
+        hidden = self.inner.embed_tokens(tokens)
+        cos, signed_sin = self._rope_tables(hidden, positions[:, None])
+        cos, signed_sin = cos[:, 0], signed_sin[:, 0]
+        for l, weights in enumerate(self.layers):
+            q, k, v = self._qkv(weights, weights[0].input_layernorm(hidden), cos, signed_sin)
+            cache.keys[l][:, :, :, gen_slot] = k
+            cache.values[l][:, :, gen_slot] = v
+            q = q.reshape(rows, kv_heads, group, head_dim)
+            prompt_scores = cache.from_grid(
+                torch.matmul(cache.to_grid(q), cache.prefix_keys[l][..., first_slot:]), group)
+            own_scores = torch.matmul(q, cache.keys[l][..., : gen_slot + 1])
+            scores = torch.cat((prompt_scores, own_scores), dim=-1)
+            probs = (scores * self.scaling + additive_mask).softmax(dim=-1, dtype=torch.float32).to(v.dtype)
+            prompt_part = width - first_slot
+            attended = cache.from_grid(
+                torch.matmul(cache.to_grid(probs[..., :prompt_part]), cache.prefix_values[l][:, :, first_slot:]),
+                group)
+            attended = attended + torch.matmul(probs[..., prompt_part:], cache.values[l][:, :, : gen_slot + 1])
+            hidden = self._finish_layer(weights, hidden, attended.reshape(rows, heads * head_dim))
+        return self.model.lm_head(self.inner.norm(hidden)).float()

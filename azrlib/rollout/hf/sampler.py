@@ -4,7 +4,8 @@ AZR/veRL roll out with vLLM; this engine exists for CPU runs (tests, the tiny pr
 reference the vLLM engine is checked against. It does not call `model.generate`, which on CPU
 spends most of its time outside the model arithmetic: a preallocated KV cache (`kv_cache`), a
 Llama/Qwen fast path (`fast_path`), each prompt prefilled once and copied to its n sample rows,
-finished rows dropped from the batch, inverse-CDF sampling (`sampling`). Design notes and
+the n samples of a prompt reading its keys/values from one copy (`SharedPrefixKVCache`), finished
+rows dropped from the batch, inverse-CDF sampling (`sampling`). Design notes and
 measurements: docs/benchmarks.md, "HF sampler".
 
 Sampling: temperature (0 or < 1e-5 = greedy), top-p (smallest set of most likely tokens whose
@@ -36,18 +37,21 @@ from azrlib.rollout.base import (
     find_stop,
 )
 from azrlib.rollout.hf.fast_path import LlamaFastPath
-from azrlib.rollout.hf.kv_cache import SlotKVCache
+from azrlib.rollout.hf.kv_cache import SharedPrefixKVCache, SlotKVCache
 from azrlib.rollout.hf.sampling import (
+    check_token_ids,
     collect_eos_ids,
     gather_logprobs,
+    load_state_into,
     length_groups,
     sample_next,
+    stop_candidates,
     tied_parameter_names,
+    token_texts,
 )
 
 # Compact the decode batch once this fraction of its rows has finished (a copy costs ~one step's reads).
 _COMPACT_FRACTION = 0.25
-_REPLACEMENT_CHAR = "\ufffd"
 
 
 class HFSampler(Sampler):
@@ -61,11 +65,17 @@ class HFSampler(Sampler):
     batch_size: sequences decoded together (prompts x samples); prompts are chunked to fit. The
         KV cache is preallocated for every row at longest prompt + max_new_tokens: 2 x layers x
         kv_heads x head_dim x that many slots x dtype size per row (no paging, unlike vLLM).
+        None (default): as many rows as fit `memory_bytes` (KV cache plus ~4 fp32 vocabulary rows
+        for sampling). Every chunk decodes until its longest row ends, and the steps of that tail
+        run few rows at a fixed per-step cost, so one chunk per call is fastest here
+        (docs/benchmarks.md, "HF sampler").
     prefill_tokens: padded tokens per prefill/score forward (docs/benchmarks.md, "HF sampler").
     num_threads: torch intra-op threads while this sampler runs (restored afterwards); None leaves
         the process setting alone. Use 1 for tiny models on a small shared machine (docs/benchmarks.md).
     fast_path: use `LlamaFastPath` when the architecture is supported (Qwen2/2.5, Qwen3, Llama);
         False always uses the model's forward.
+    share_prefix: on the fast path, the samples of a prompt read one copy of its keys/values
+        (same results to float rounding); False copies the prompt to every sample row.
     """
 
     def __init__(
@@ -74,21 +84,24 @@ class HFSampler(Sampler):
         tokenizer: object | None = None,
         device: str | torch.device = "cpu",
         dtype: torch.dtype | str | None = None,
-        batch_size: int = 64,
+        batch_size: int | None = None,
         prefill_tokens: int = 1024,
         num_threads: int | None = None,
         fast_path: bool = True,
+        share_prefix: bool = True,
+        memory_bytes: int = 2 << 30,
     ) -> None:
         from transformers import AutoModelForCausalLM
 
         from azrlib.models import load_tokenizer
 
-        if batch_size < 1 or prefill_tokens < 1:
+        if (batch_size is not None and batch_size < 1) or prefill_tokens < 1:
             raise ValueError(f"batch_size and prefill_tokens must be positive, got {batch_size}, {prefill_tokens}")
         if num_threads is not None and num_threads < 1:
             raise ValueError(f"num_threads must be positive or None, got {num_threads}")
         self.device = torch.device(device)
         self.batch_size = batch_size
+        self.memory_bytes = memory_bytes
         self.prefill_tokens = prefill_tokens
         self.num_threads = num_threads
         if isinstance(dtype, str):
@@ -133,6 +146,7 @@ class HFSampler(Sampler):
         self._pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self._piece_texts: list[str] | None = None
         self.fast_path = fast_path and LlamaFastPath.supports(self.model)
+        self.share_prefix = share_prefix
 
     # ---------------------------------------------------------------------------------------
     # Public API
@@ -171,7 +185,8 @@ class HFSampler(Sampler):
 
         with self._threads(), torch.inference_mode():
             fast = LlamaFastPath(self.model) if self.fast_path and runnable else None
-            for rows in self._plan_chunks(runnable, prompt_ids, n):
+            width = max((len(prompt_ids[i]) for i in runnable), default=0) + max_new_tokens
+            for rows in self._plan_chunks(runnable, prompt_ids, n, self._rows_per_chunk(width)):
                 for completion in self._run_chunk(rows, prompt_ids, temperature, top_p, max_new_tokens,
                                                   stops, generator, fast):
                     results[completion.prompt_index][completion.sample_index] = completion
@@ -205,48 +220,46 @@ class HFSampler(Sampler):
     def load_weights(self, state_dict: Mapping[str, torch.Tensor]) -> None:
         """Copy `state_dict` into the model (dtype/device converted); every model weight must be
         present except tied ones, and no unknown names are accepted."""
-        own = self.model.state_dict()
-        unknown = sorted(set(state_dict) - set(own))
-        if unknown:
-            raise KeyError(f"load_weights got names the model does not have: {unknown[:5]}")
-        missing = sorted(set(own) - set(state_dict) - tied_parameter_names(self.model))
-        if missing:
-            raise KeyError(f"load_weights is missing model weights: {missing[:5]}")
-        with torch.no_grad():
-            for name, tensor in state_dict.items():
-                target = own[name]
-                if target.shape != tensor.shape:
-                    raise ValueError(f"{name}: shape {tuple(tensor.shape)} != model's {tuple(target.shape)}")
-                target.copy_(tensor.detach())
+        load_state_into(self.model, state_dict)
 
     # ---------------------------------------------------------------------------------------
     # Decoding
     # ---------------------------------------------------------------------------------------
 
-    def _plan_chunks(self, indices: list[int], prompt_ids: list[list[int]], n: int) -> Iterator[list[tuple[int, int]]]:
-        """Yield lists of (prompt index, sample index), at most batch_size each; prompts sorted by
+    def _rows_per_chunk(self, width: int) -> int:
+        if self.batch_size is not None:
+            return self.batch_size
+        itemsize = torch.finfo(self.model.dtype).bits // 8
+        per_row = 2 * self._num_layers * self._kv_heads * self._head_dim * width * itemsize + 16 * self._vocab_size
+        return max(1, self.memory_bytes // per_row)
+
+    def _plan_chunks(self, indices: list[int], prompt_ids: list[list[int]], n: int,
+                     rows_per_chunk: int) -> Iterator[list[tuple[int, int]]]:
+        """Yield lists of (prompt index, sample index), at most rows_per_chunk each; prompts sorted by
         length (longest first) so a chunk's prompts need little padding."""
         order = sorted(indices, key=lambda i: -len(prompt_ids[i]))
         chunk: list[tuple[int, int]] = []
         for i in order:
             for j in range(n):
                 chunk.append((i, j))
-                if len(chunk) == self.batch_size:
+                if len(chunk) == rows_per_chunk:
                     yield chunk
                     chunk = []
         if chunk:
             yield chunk
 
-    def _prefill(self, rows: list[tuple[int, int]], prompt_ids: list[list[int]], cache: SlotKVCache,
+    def _prefill(self, rows: list[tuple[int, int]], prompt_ids: list[list[int]], cache,
                  prompt_width: int, fast: LlamaFastPath | None) -> torch.Tensor:
         """Fill the cache with the chunk's prompts (each unique prompt computed once, copied to its
-        sample rows); return fp32 logits [rows, vocab] for each row's first new token."""
+        sample rows, or stored once in a `SharedPrefixKVCache`); return fp32 logits [rows, vocab]
+        for each row's first new token."""
         device = self.device
         unique_prompts = list(dict.fromkeys(i for i, _ in rows))  # longest first, as planned
         rows_of_prompt: dict[int, list[int]] = {i: [] for i in unique_prompts}
         for r, (i, _) in enumerate(rows):
             rows_of_prompt[i].append(r)
         first_logits = torch.empty(len(rows), self._vocab_size, dtype=torch.float32, device=device)
+        shared = isinstance(cache, SharedPrefixKVCache)
         lengths = [len(prompt_ids[i]) for i in unique_prompts]
         for group in length_groups(list(range(len(unique_prompts))), lengths, self.prefill_tokens):
             group_prompts = [prompt_ids[unique_prompts[g]] for g in group]
@@ -257,7 +270,11 @@ class HFSampler(Sampler):
                 def sink(layer: int, keys: torch.Tensor, values: torch.Tensor) -> None:
                     for k, (prompt, dest) in enumerate(zip(group_prompts, group_rows)):
                         length = len(prompt)
-                        cache.write(layer, dest, prompt_width - length, keys[k, :, :length], values[k, :, :length])
+                        if shared:  # stored once, at the prompt's index in the chunk
+                            cache.write_prefix(layer, group[k], prompt_width - length, keys[k, :, :length],
+                                               values[k, :, :length])
+                        else:
+                            cache.write(layer, dest, prompt_width - length, keys[k, :, :length], values[k, :, :length])
 
                 last = torch.tensor([len(p) - 1 for p in group_prompts], device=device)
                 logits = self.model.lm_head(fast.sequences(input_ids, sink, last)).float()
@@ -287,8 +304,14 @@ class HFSampler(Sampler):
         prompt_lens = torch.tensor([len(prompt_ids[i]) for i, _ in rows], device=device)
         prompt_width = int(prompt_lens.max())
         capacity = prompt_width + max_new_tokens
-        cache = SlotKVCache.allocate(self._num_layers, num_rows, self._kv_heads, capacity, self._head_dim,
-                                      self.model.dtype, device, transposed_keys=fast is not None)
+        unique = {i: u for u, i in enumerate(dict.fromkeys(i for i, _ in rows))}  # prompts, in _prefill's order
+        shared = fast is not None and self.share_prefix and len(unique) < num_rows
+        if shared:
+            cache = SharedPrefixKVCache(self._num_layers, [unique[i] for i, _ in rows], len(unique), self._kv_heads,
+                                        prompt_width, max_new_tokens, self._head_dim, self.model.dtype, device)
+        else:
+            cache = SlotKVCache.allocate(self._num_layers, num_rows, self._kv_heads, capacity, self._head_dim,
+                                          self.model.dtype, device, transposed_keys=fast is not None)
         # key_valid[r, s]: slot s of cache row r holds a real token.
         slots = torch.arange(capacity, device=device)
         key_valid = (slots[None, :] >= prompt_width - prompt_lens[:, None]) & (slots[None, :] < prompt_width)
@@ -354,8 +377,8 @@ class HFSampler(Sampler):
                     additive_mask = torch.zeros(key_valid.shape, dtype=self.model.dtype, device=device)
                     additive_mask.masked_fill_(~key_valid, torch.finfo(self.model.dtype).min)
                 additive_mask[:, slot] = 0
-                logits = fast.step(tokens, positions, additive_mask[:, None, None, first_slot : slot + 1],
-                                   cache, slot, first_slot)
+                logits = (fast.step_shared if shared else fast.step)(
+                    tokens, positions, additive_mask[:, None, None, first_slot : slot + 1], cache, slot, first_slot)
             else:
                 cache.begin_decode(slot)
                 mask = key_valid[:, None, None, : slot + 1]
@@ -444,10 +467,6 @@ class HFSampler(Sampler):
             out.append(gather_logprobs(logits_all[k, keep - 1 - c : keep - 1].float(), seq[-c:], temperature))
         return out
 
-    # ---------------------------------------------------------------------------------------
-    # Helpers
-    # ---------------------------------------------------------------------------------------
-
     def _tokenize(self, prompts: Sequence[str]) -> list[list[int]]:
         if not prompts:
             return []
@@ -458,34 +477,15 @@ class HFSampler(Sampler):
         return [list(p) for p in ids]
 
     def _check_token_ids(self, sequences: list[list[int]]) -> None:
-        for k, seq in enumerate(sequences):
-            bad = [t for t in seq if not 0 <= t < self._vocab_size]
-            if bad:
-                raise ValueError(f"sequence {k} has token ids outside the vocabulary: {bad[:5]}")
-            if self._max_positions is not None and len(seq) > self._max_positions:
-                raise ValueError(f"sequence {k} has {len(seq)} tokens, more than max_position_embeddings "
-                                 f"({self._max_positions})")
+        check_token_ids(sequences, self._vocab_size, self._max_positions)
 
     def _decode(self, token_ids: list[int]) -> str:
         return self.tokenizer.decode(token_ids, skip_special_tokens=True)
 
     def _stop_candidates(self, stops: list[str]) -> torch.Tensor | None:
-        """Boolean [vocab]: tokens that can complete a stop string (their text contains a stop's
-        last character, or is an incomplete UTF-8 piece). Only steps drawing one are decoded."""
-        if not stops:
-            return None
-        last_chars = {s[-1] for s in stops} | {_REPLACEMENT_CHAR}
-        if any(ch.isspace() for ch in last_chars):
-            # Some tokenizers drop a token's leading space when it is decoded alone: check every step.
-            return torch.ones(self._vocab_size, dtype=torch.bool, device=self.device)
-        if self._piece_texts is None:
-            # The model's vocabulary can be larger than the tokenizer's (Qwen pads it to a multiple
-            # of 128); ids past the tokenizer decode to nothing.
-            known = min(self._vocab_size, len(self.tokenizer))
-            self._piece_texts = self.tokenizer.batch_decode([[t] for t in range(known)])
-            self._piece_texts += [""] * (self._vocab_size - known)
-        flags = [any(ch in piece for ch in last_chars) for piece in self._piece_texts]
-        return torch.tensor(flags, dtype=torch.bool, device=self.device)
+        if stops and self._piece_texts is None and not any(ch.isspace() for ch in {x[-1] for x in stops}):
+            self._piece_texts = token_texts(self.tokenizer, self._vocab_size)
+        return stop_candidates(stops, self._piece_texts, self._vocab_size, self.device)
 
     @contextlib.contextmanager
     def _threads(self) -> Iterator[None]:

@@ -94,3 +94,52 @@ def tied_parameter_names(model) -> set[str]:
             tied.add(name)
         seen.add(pointer)
     return tied
+
+
+def check_token_ids(sequences: list[list[int]], vocab_size: int, max_positions: int | None) -> None:
+    for k, seq in enumerate(sequences):
+        bad = [t for t in seq if not 0 <= t < vocab_size]
+        if bad:
+            raise ValueError(f"sequence {k} has token ids outside the vocabulary: {bad[:5]}")
+        if max_positions is not None and len(seq) > max_positions:
+            raise ValueError(f"sequence {k} has {len(seq)} tokens, more than max_position_embeddings "
+                             f"({max_positions})")
+
+
+def token_texts(tokenizer, vocab_size: int) -> list[str]:
+    """Each token id's text alone. The model's vocabulary can be larger than the tokenizer's (Qwen
+    pads it to a multiple of 128); ids past the tokenizer decode to nothing."""
+    known = min(vocab_size, len(tokenizer))
+    return tokenizer.batch_decode([[t] for t in range(known)]) + [""] * (vocab_size - known)
+
+
+def stop_candidates(stops: list[str], piece_texts: list[str] | None, vocab_size: int,
+                    device: torch.device) -> torch.Tensor | None:
+    """Boolean [vocab]: tokens that can complete a stop string (their text contains a stop's last
+    character, or is an incomplete UTF-8 piece, U+FFFD). Only steps drawing one are decoded."""
+    if not stops:
+        return None
+    last_chars = {s[-1] for s in stops} | {"\ufffd"}
+    if any(ch.isspace() for ch in last_chars):
+        # Some tokenizers drop a token's leading space when it is decoded alone: check every step.
+        return torch.ones(vocab_size, dtype=torch.bool, device=device)
+    flags = [any(ch in piece for ch in last_chars) for piece in piece_texts]
+    return torch.tensor(flags, dtype=torch.bool, device=device)
+
+
+def load_state_into(model, state_dict) -> None:
+    """Copy `state_dict` into the model (dtype/device converted); every model weight must be
+    present except tied ones, and no unknown names are accepted."""
+    own = model.state_dict()
+    unknown = sorted(set(state_dict) - set(own))
+    if unknown:
+        raise KeyError(f"load_weights got names the model does not have: {unknown[:5]}")
+    missing = sorted(set(own) - set(state_dict) - tied_parameter_names(model))
+    if missing:
+        raise KeyError(f"load_weights is missing model weights: {missing[:5]}")
+    with torch.no_grad():
+        for name, tensor in state_dict.items():
+            target = own[name]
+            if target.shape != tensor.shape:
+                raise ValueError(f"{name}: shape {tuple(tensor.shape)} != model's {tuple(target.shape)}")
+            target.copy_(tensor.detach())
