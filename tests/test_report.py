@@ -38,8 +38,8 @@ def test_run_names_and_expected_runs():
     assert parse_run_name("selfplay_s3") == ("selfplay", 3)
     assert parse_run_name("azr_code_s1") == ("azr_code", 1)
     assert parse_run_name("other") is None
-    assert expected_runs([1, 2]) == ["selfplay_s1", "selfplay_s2", "frozen_s1", "band_s1", "band_s2",
-                                     "azr_code_s1", "rlvr_s1", "sft_s1"]
+    assert expected_runs([1, 2]) == ["selfplay_s1", "selfplay_s2", "frozen_s1", "frozen_s2", "band_s1", "band_s2",
+                                     "azr_code_s1", "rlvr_s1", "rlvr_s2", "sft_s1"]
 
 
 def test_results_dir_reads_the_contract(rd):

@@ -43,13 +43,13 @@ def run_sort_key(name: str) -> tuple:
 
 
 def expected_runs(seeds: list[int]) -> list[str]:
-    """The runs the contract promises for these seeds (selfplay and band for every seed; the
-    other variants for the first seed only)."""
+    """The runs the contract promises for these seeds (selfplay, band, frozen and rlvr for every
+    seed; azr_code and sft for the first seed only)."""
     if not seeds:
         raise ValueError("no seeds")
     first = seeds[0]
-    names = [f"selfplay_s{k}" for k in seeds] + [f"band_s{k}" for k in seeds]
-    names += [f"{kind}_s{first}" for kind in ("azr_code", "frozen", "rlvr", "sft")]
+    names = [f"{kind}_s{k}" for kind in ("selfplay", "band", "frozen", "rlvr") for k in seeds]
+    names += [f"{kind}_s{first}" for kind in ("azr_code", "sft")]
     return sorted(names, key=run_sort_key)
 
 
