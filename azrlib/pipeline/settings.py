@@ -61,6 +61,8 @@ class PipelineSettings:
                                          "out-of-distribution split)")
     eval_kinds: tuple[str, ...] = option(("selfplay", "rlvr", "band"), "run kinds whose every seed's final checkpoint "
                                          "is evaluated beside the base (RQ1, RQ5)")
+    eval_kinds_every_benchmark: tuple[str, ...] = option(("selfplay", "rlvr"), "of eval_kinds, those evaluated on every "
+                                                         "benchmark; the others (band: RQ5) on the first only")
     eval_data: str = option("", "`azr eval --data` directory for non-tiny-world benchmarks (empty: $AZR_DATA_DIR)")
     eval_per_type: int = option(100, "tiny world: evaluation tasks per task type and split, over the levels (0: all)")
     eval_limit: int = option(0, "other benchmarks: only the first N problems (0: all)")
@@ -141,8 +143,10 @@ def run_plan(settings: PipelineSettings) -> list[RunSpec]:
     has_tasks = settings.rlvr_tasks > 0 or bool(settings.rlvr_tasks_file)
     runs = []
     for kind in settings.multi_seed_runs:
+        command, over = RUN_KINDS[kind]
+        if command != "train" and not has_tasks:
+            continue
         for k in settings.seeds:
-            command, over = RUN_KINDS[kind]
             runs.append(RunSpec(f"{kind}_s{k}", command, k, over))
     for kind in settings.single_seed_runs:
         command, over = RUN_KINDS[kind]
