@@ -63,10 +63,11 @@ def make_results(root: Path, seeds=(1, 2, 3), steps: int = 6, n_problems: int = 
     runs.update({f"rlvr_s{k}": {"seed": k, "mode": "rlvr"} for k in seeds})
     runs.update({f"azr_code_s{first}": {"seed": first, "proposer_reward": "azr_code"},
                  f"sft_s{first}": {"seed": first, "mode": "sft"}})
+    planned = dict(runs)  # the manifest lists the plan; dropped runs are missing from train/
     runs = {k: v for k, v in runs.items() if k not in drop}
     manifest = {"preset": "synthetic", "seeds": list(seeds), "base_model": "data/tiny_base",
                 "settings": {"leash_k": n_samples, "leash_n": 256, "leash_min_n": 256, "eval_n": n_samples, "rq2_bins": 3},
-                "runs": [{"name": n, "overrides": [f"{k}={v}" for k, v in ov.items()]} for n, ov in runs.items()],
+                "runs": [{"name": n, "overrides": [f"{k}={v}" for k, v in ov.items()]} for n, ov in planned.items()],
                 "steps": {"train": {"seconds": 12.5, "skipped": False}, "eval": {"seconds": 3.0, "skipped": True}},
                 "versions": VERSIONS, "total_seconds": 15.5, "sandbox_isolation": ISOLATION}
     root.mkdir(parents=True, exist_ok=True)

@@ -107,6 +107,8 @@ def rq1(rd: ResultsDir, benches: Sequence[str] | None = None, n_bootstrap: int =
                 curves.append({"benchmark": bench, "arm": arm, "k": k, "pass@k": boot.estimate[arm][i],
                                "ci_low": lo[i], "ci_high": hi[i], "seeds": values[arm].values.shape[0],
                                "problems": n_problems, "n": n})
+    holm_family([t["estimate"] for t in tests])  # the notebook's whole family: both splits
+    holm_family([t["moment"] for t in tests if "moment" in t])
     return tests, pd.DataFrame(curves), notes
 
 
@@ -220,7 +222,7 @@ def rq3(rd: ResultsDir, n_bootstrap: int = 10_000, seed: int = 0):
     steps = sorted(int(s) for s in df["step"].unique())
     tests, curves, notes = [], [], []
     for column, name in (("entropy_full", "full-vocabulary"), ("entropy_sampled", "sampled-token")):
-        arms, keep = {}, None
+        arms = {}
         specs = {"selfplay_solver": ("selfplay", "solve"), "selfplay_proposer": ("selfplay", "propose"),
                  "frozen_solver": ("frozen", "solve"), "rlvr_solver": ("rlvr", "solve")}
         for role in ("solve", "propose"):

@@ -155,7 +155,9 @@ class ResultsDir:
         return [n for n in self.run_names() if (parse_run_name(n) or ("",))[0] == kind]
 
     def expected_runs(self) -> list[str]:
-        return expected_runs(self.seeds)
+        """The runs the manifest planned (a preset may leave a kind out), else the contract's."""
+        planned = list(self.manifest_runs())
+        return sorted(planned, key=run_sort_key) if planned else expected_runs(self.seeds)
 
     def missing_runs(self) -> list[str]:
         present = set(self.run_names())

@@ -1,7 +1,6 @@
 """The protocol's pipeline steps (azrlib.pipeline.rq_steps) and the run settings that size them."""
 
 import json
-from pathlib import Path
 
 import pytest
 import yaml
