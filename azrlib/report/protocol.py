@@ -24,7 +24,7 @@ import pandas as pd
 from azrlib.metrics.pass_at_k import SampleCounts, counts_from_rows
 from azrlib.metrics.rq import (LeashResult, leash_check, rq1_arms, rq1_family, rq2_difficulty_trend,
                                rq2_length_interaction, rq3_family, rq5_comparison)
-from azrlib.metrics.stats import Arm, hierarchical_bootstrap, holm_family, seed_t_interval
+from azrlib.metrics.stats import Arm, Estimate, hierarchical_bootstrap, holm_family, seed_t_interval
 from azrlib.report.results import ResultsDir, parse_run_name, read_jsonl
 
 SPLITS = {"tinyworld": "in-distribution held-out", "tinyworld_ood": "out-of-distribution"}
@@ -156,6 +156,23 @@ def rq2_rows(rd: ResultsDir) -> list[dict]:
     return out
 
 
+def _estimable(fit, label: str) -> dict:
+    """`fit()`'s {"clustered", "bootstrap"} estimates, or, when the design cannot be estimated (every
+    question equally hard, one time point), undefined estimates that say why: their verdict is
+    inconclusive and p = 1 keeps them in the Holm family without weight."""
+    nan = float("nan")
+    try:
+        out = fit()
+    except (np.linalg.LinAlgError, ValueError) as e:
+        est = Estimate(label, nan, nan, nan, 1.0, nan, 0.95, 0, notes=[f"not estimable: {e}"])
+        return {"clustered": est, "bootstrap": est}
+    for key, e in out.items():  # a zero or undefined clustered SE (too few questions or seeds) is no interval
+        if not (np.isfinite(e.se) and e.se > 0):
+            out[key] = Estimate(label, e.estimate, nan, nan, 1.0, nan, e.confidence, e.n_bootstrap,
+                                notes=[f"not estimable: standard error {e.se}"])
+    return out
+
+
 def rq2(rd: ResultsDir, n_bins: int | None = None, n_bootstrap: int = 2000, seed: int = 0):
     """Difficulty trend (solve rate of base and final model on the questions, against the training
     fraction at which they were proposed, pooled over seeds, seed-clustered) and the length x
@@ -171,11 +188,12 @@ def rq2(rd: ResultsDir, n_bins: int | None = None, n_bootstrap: int = 2000, seed
     n_text = f"{n_q} questions over {len(seeds)} seeds"
     tests = []
     for model, who in (("base", "the base (fixed reference)"), ("final", "each seed's final model")):
-        est = rq2_difficulty_trend(rows, total, model, n_bootstrap, seed)
+        est = _estimable(lambda: rq2_difficulty_trend(rows, total, model, n_bootstrap, seed), "slope")
         tests.append({"rq": "RQ2", "takeaway": "proposed questions get harder over training",
                       "test": f"slope of solve rate by {who} vs training fraction (seed-clustered OLS)",
                       "direction": "less", "estimate": est["clustered"], "bootstrap": est["bootstrap"], "n": n_text})
-    inter = rq2_length_interaction(rows, total, "base", "final", n_bootstrap, seed)
+    inter = _estimable(lambda: rq2_length_interaction(rows, total, "base", "final", n_bootstrap, seed),
+                       "tuned_x_difficulty")
     tests.append({"rq": "RQ2", "takeaway": "the trained model adapts its response length to difficulty",
                   "test": "model x difficulty interaction on response length (tokens per unit of base failure rate)",
                   "direction": "greater", "estimate": inter["clustered"], "bootstrap": inter["bootstrap"], "n": n_text})
