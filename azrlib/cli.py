@@ -32,6 +32,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "rlvr-tasks": ("azrlib.pipeline.steps:run_rlvr_tasks", "pipeline step: verified tiny-world tasks for the RLVR/SFT baselines"),
     "prepare-run": ("azrlib.pipeline.steps:run_prepare_run", "pipeline step: keep a run directory only if it can be resumed with this config"),
     "rq2": ("azrlib.pipeline.steps:run_rq2", "RQ2: questions proposed during training, solve rates of several models"),
+    "leash-tasks": ("azrlib.pipeline.rq_steps:run_leash_tasks", "invisible leash: tasks a tuned model solves and the base never does"),
+    "leash-eval": ("azrlib.pipeline.rq_steps:run_leash_eval", "invisible leash: sample the base n >= 256 times on that subset"),
+    "rq3-entropy": ("azrlib.pipeline.rq_steps:run_rq3_entropy", "RQ3: entropy of a run's checkpoints on a fixed prompt set"),
+    "sparsity-curve": ("azrlib.pipeline.rq_steps:run_sparsity_curve", "RQ4: sparsity of a run's checkpoints against the base, with its budget"),
     "notebooks": ("azrlib.report.execute_notebooks", "run the notebooks with papermill on a results directory"),
     "pipeline-settings": ("azrlib.pipeline.settings", "the workflow's settings (configs/pipeline/<preset>.yaml) and a preset's runs"),
 }

@@ -24,6 +24,8 @@
 results_dir = "data/reference/tiny"  # relative paths are relative to the repository root
 preset = "tiny"
 figures_dir = "figures/tiny"
+n_bootstrap = 10000
+seed = 0
 
 # %%
 from IPython.display import display
@@ -38,6 +40,23 @@ figs = FigureWriter(figures_dir, "00_overview")
 # %%
 display(nbk.markdown(ov.summary(rd)))
 display(ov.manifest_summary(rd))
+
+# %% [markdown]
+# ## The paper's takeaways, tested
+#
+# Every test the RQ notebooks make (docs/experiments/protocol.md), with its estimate, 95% interval and the
+# verdict computed from it (`azrlib.report.verdicts`): supports only when the whole interval lies on the side
+# the paper claims and the Holm-adjusted p (over this whole table) is below 0.05; contradicts when it lies on
+# the other side; inconclusive otherwise. "n" states the problems, samples and seeds behind each row.
+
+# %%
+from azrlib.report import protocol as pr, protocol_figures as pf
+
+tests, test_notes = pr.all_tests(rd, n_bootstrap=n_bootstrap, seed=seed)
+takeaways = pf.table_of(tests)
+display(nbk.table(takeaways[["rq", "paper takeaway", "test", "estimate [95% CI]", "p (Holm)", "n", "verdict"]], 3))
+print(f"preset {preset}: seeds {rd.seeds}; {len(tests)} tests, Holm over all of them")
+print("\n".join(test_notes) or "every RQ computed")
 
 # %% [markdown]
 # ## Runs and their configs
@@ -80,5 +99,7 @@ display(nbk.table(ov.final_table(rd)))
 
 # %%
 ov.check_results(rd, curves)
+pf.check_results(tests)
+assert not test_notes, test_notes
 figs.check()
 print("overview checks passed")

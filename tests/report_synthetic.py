@@ -59,12 +59,15 @@ def make_results(root: Path, seeds=(1, 2, 3), steps: int = 6, n_problems: int = 
     first = seeds[0]
     runs = {f"selfplay_s{k}": {"seed": k} for k in seeds}
     runs.update({f"band_s{k}": {"seed": k, "proposer_reward": "band"} for k in seeds})
+    runs.update({f"frozen_s{k}": {"seed": k, "freeze_proposer": True} for k in seeds})
+    runs.update({f"rlvr_s{k}": {"seed": k, "mode": "rlvr"} for k in seeds})
     runs.update({f"azr_code_s{first}": {"seed": first, "proposer_reward": "azr_code"},
-                 f"frozen_s{first}": {"seed": first, "freeze_proposer": True},
-                 f"rlvr_s{first}": {"seed": first, "mode": "rlvr"}, f"sft_s{first}": {"seed": first, "mode": "sft"}})
+                 f"sft_s{first}": {"seed": first, "mode": "sft"}})
+    planned = dict(runs)  # the manifest lists the plan; dropped runs are missing from train/
     runs = {k: v for k, v in runs.items() if k not in drop}
     manifest = {"preset": "synthetic", "seeds": list(seeds), "base_model": "data/tiny_base",
-                "runs": [{"name": n, "overrides": [f"{k}={v}" for k, v in ov.items()]} for n, ov in runs.items()],
+                "settings": {"leash_k": n_samples, "leash_n": 256, "leash_min_n": 256, "eval_n": n_samples, "rq2_bins": 3},
+                "runs": [{"name": n, "overrides": [f"{k}={v}" for k, v in ov.items()]} for n, ov in planned.items()],
                 "steps": {"train": {"seconds": 12.5, "skipped": False}, "eval": {"seconds": 3.0, "skipped": True}},
                 "versions": VERSIONS, "total_seconds": 15.5, "sandbox_isolation": ISOLATION}
     root.mkdir(parents=True, exist_ok=True)
@@ -107,4 +110,67 @@ def make_results(root: Path, seeds=(1, 2, 3), steps: int = 6, n_problems: int = 
     (root / "sparsity").mkdir()
     for name, exact in ((f"selfplay_s{first}", 0.4), (f"rlvr_s{first}", 0.8), (f"sft_s{first}", 0.1)):
         (root / "sparsity" / f"{name}.json").write_text(json.dumps(_sparsity(rng, exact)))
+    _protocol_files(root, rng, [k for k in seeds if f"selfplay_s{k}" in runs], steps, n_problems, n_samples, runs)
     return root
+
+
+def _write(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _protocol_files(root: Path, rng, seeds, steps: int, n_problems: int, n_samples: int, runs: dict) -> None:
+    """What the protocol adds (docs/experiments/protocol.md): every evaluated seed on both splits, the
+    leash resampling, RQ2 per self-play seed, RQ3 fixed-prompt entropy, RQ4 sparsity per checkpoint."""
+    p_of = {"base": (0.25, 0.25), "selfplay": (0.6, 0.0), "rlvr": (0.7, 0.0), "band": (0.55, 0.0)}
+    for bench in ("tinyworld", "tinyworld_ood"):
+        for name in ["base"] + [r for r in runs if r.rsplit("_s", 1)[0] in ("selfplay", "rlvr", "band")]:
+            p_hi, p_lo = p_of[name.rsplit("_s", 1)[0]]
+            rows = [{"problem_id": f"{t}/{i}", "sample_idx": j, "correct": bool(rng.uniform() < (p_hi if i % 2 == 0 else p_lo)),
+                     "response_length": 10, "benchmark": "tinyworld"}
+                    for t in TYPES for i in range(n_problems) for j in range(n_samples)]
+            if name == "base" and bench == "tinyworld":
+                rows = [dict(r, correct=False) if r["problem_id"] == "deduction/0" else r for r in rows]
+            _write(root / "eval" / name / f"{bench}.jsonl", rows)
+    _write(root / "leash" / "tasks.jsonl", [{"task_type": "deduction", "program": "def f(x):\n    return x",
+                                            "inputs": ["1"], "outputs": ["1"], "meta": {"id": "0"}}])
+    _write(root / "leash" / "base.jsonl", [{"problem_id": "deduction/0", "sample_idx": j, "correct": j == 7,
+                                            "benchmark": "tinyworld"} for j in range(256)])
+    for k in seeds:
+        q_rows = []
+        for q in range(30):
+            step = 1 + q % steps
+            p = max(0.0, 0.9 - 0.12 * step + rng.uniform(-0.05, 0.05))
+            for model in ("base", f"selfplay_s{k}"):
+                correct = [bool(rng.uniform() < p) for _ in range(8)]
+                q_rows.append({"qid": f"s{k}q{q:03d}", "step": step, "bin": (step - 1) // 2, "model": model,
+                               "solve_rate": sum(correct) / 8, "correct": correct,
+                               "lengths": [int(20 + 4 * step * (model != "base") + rng.integers(0, 5)) for _ in range(8)],
+                               "settings": "{}"})
+        _write(root / "rq2" / f"selfplay_s{k}.jsonl", q_rows)
+    ckpts = list(range(0, steps + 1, 2))
+    for name in [r for r in runs if r.rsplit("_s", 1)[0] in ("selfplay", "frozen", "rlvr")]:
+        kind, k = name.rsplit("_s", 1)
+        rows = []
+        for st in ckpts:
+            for role in ROLES:
+                for t in TYPES:
+                    for i in range(4):
+                        h = 1.0 + 0.3 * (role == "propose") - (0.5 if kind == "selfplay" else 0.1) * st / steps
+                        h += 0.05 * rng.standard_normal()
+                        rows.append({"run": name, "kind": kind, "seed": int(k), "step": st, "role": role, "task_type": t,
+                                     "prompt_index": i, "n": 4, "entropy_full": h, "entropy_sampled": h * 1.05,
+                                     "length": 30.0})
+        _write(root / "rq3" / f"{name}.jsonl", rows)
+    for name in [r for r in runs if r.rsplit("_s", 1)[0] in ("selfplay", "rlvr", "sft")]:
+        kind = name.rsplit("_s", 1)[0]
+        level = {"selfplay": 0.4, "rlvr": 0.7, "sft": 0.1}[kind]
+        rows = [{"step": st, "dtype": dtype, "sparsity": min(1.0, level + 0.3 * (1 - st / steps) + (dtype == "bf16") * 0.05
+                                                             + 0.01 * rng.uniform()),
+                 "sparsity_atol": min(1.0, level + 0.4), "atol": 1e-5, "n_params": 1000}
+                for st in ckpts[1:] for dtype in ("bf16", "fp32")]
+        budget = {"mode": {"sft": "sft", "rlvr": "rlvr"}.get(kind, "selfplay"), "training_steps": steps,
+                  "optimizer_steps": steps, "trained_sequences": 12 * steps,
+                  "response_tokens_approx": None if kind == "sft" else 400 * steps}
+        (root / "sparsity_curve").mkdir(exist_ok=True)
+        (root / "sparsity_curve" / f"{name}.json").write_text(json.dumps({"run": name, "rows": rows, "budget": budget}))

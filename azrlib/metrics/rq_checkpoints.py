@@ -149,7 +149,8 @@ def budget_statement(budgets: Mapping[str, Mapping]) -> dict:
     matched = len(set(steps.values())) == 1
     parts = []
     for arm, b in budgets.items():
-        tokens = f", {int(b['tokens']):,} trained tokens" if b.get("tokens") is not None else ""
+        t = b.get("tokens")
+        tokens = f", {int(t):,} trained tokens" if t is not None and t == t else ""  # None / NaN: not logged
         parts.append(f"{arm}: {steps[arm]} optimizer steps{tokens}")
     head = "budgets matched (equal optimizer steps)" if matched else "budgets NOT matched (optimizer steps differ)"
     return {"matched": matched, "statement": f"{head}: " + "; ".join(parts)}

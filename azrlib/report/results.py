@@ -43,13 +43,13 @@ def run_sort_key(name: str) -> tuple:
 
 
 def expected_runs(seeds: list[int]) -> list[str]:
-    """The runs the contract promises for these seeds (selfplay and band for every seed; the
-    other variants for the first seed only)."""
+    """The runs the contract promises for these seeds (selfplay, band, frozen and rlvr for every
+    seed; azr_code and sft for the first seed only)."""
     if not seeds:
         raise ValueError("no seeds")
     first = seeds[0]
-    names = [f"selfplay_s{k}" for k in seeds] + [f"band_s{k}" for k in seeds]
-    names += [f"{kind}_s{first}" for kind in ("azr_code", "frozen", "rlvr", "sft")]
+    names = [f"{kind}_s{k}" for kind in ("selfplay", "band", "frozen", "rlvr") for k in seeds]
+    names += [f"{kind}_s{first}" for kind in ("azr_code", "sft")]
     return sorted(names, key=run_sort_key)
 
 
@@ -155,7 +155,9 @@ class ResultsDir:
         return [n for n in self.run_names() if (parse_run_name(n) or ("",))[0] == kind]
 
     def expected_runs(self) -> list[str]:
-        return expected_runs(self.seeds)
+        """The runs the manifest planned (a preset may leave a kind out), else the contract's."""
+        planned = list(self.manifest_runs())
+        return sorted(planned, key=run_sort_key) if planned else expected_runs(self.seeds)
 
     def missing_runs(self) -> list[str]:
         present = set(self.run_names())

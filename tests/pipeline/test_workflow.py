@@ -21,8 +21,11 @@ ROOT = Path(__file__).resolve().parents[2]
 SNAKEFILE = ROOT / "workflow" / "Snakefile"
 HAS_TINY_BASE = (ROOT / "data" / "tiny_base" / "config.json").is_file()
 needs_tiny_base = pytest.mark.skipif(not HAS_TINY_BASE, reason="data/tiny_base is not in this clone (azr pretrain-tiny)")
-QUICK_RUNS = ["selfplay_s0", "selfplay_s1", "selfplay_s2", "band_s0", "band_s1", "band_s2", "azr_code_s0",
-              "frozen_s0", "rlvr_s0", "sft_s0"]
+QUICK_RUNS = ["selfplay_s0", "selfplay_s1", "band_s0", "band_s1", "frozen_s0", "frozen_s1", "rlvr_s0", "rlvr_s1",
+              "azr_code_s0", "sft_s0"]
+# the protocol's steps on the quick preset (2 seeds): base + 2 x (selfplay, rlvr) on both splits, band on the first
+QUICK_DATA_JOBS = {"base": 1, "eval_tasks": 2, "rlvr_tasks": 1, "train": 10, "eval": 12, "leash_tasks": 1,
+                   "leash_eval": 1, "rq2": 2, "rq3_entropy": 6, "sparsity": 3, "sparsity_curve": 5}
 
 
 def snakemake(results: Path, *args: str, profile: str = "local", timeout: int = 1800, **popen):
@@ -106,7 +109,8 @@ def test_every_step_of_the_workflow_is_an_azr_subcommand(capsys):
         for word in smk.read_text().split("{AZR} ")[1:]:
             used.add(word.split()[0])
     used.add("train")  # launched through {params.launcher}
-    assert used >= {"check-base", "eval-tasks", "rlvr-tasks", "prepare-run", "eval", "rq2", "sparsity", "notebooks"}
+    assert used >= {"check-base", "eval-tasks", "rlvr-tasks", "prepare-run", "eval", "rq2", "sparsity", "notebooks",
+                    "leash-tasks", "leash-eval", "rq3-entropy", "sparsity-curve"}
     for name in sorted(used):
         assert name in SUBCOMMANDS, name
         with pytest.raises(SystemExit) as info:
@@ -117,12 +121,23 @@ def test_every_step_of_the_workflow_is_an_azr_subcommand(capsys):
 
 @needs_tiny_base
 def test_the_quick_dag_has_every_step_of_the_paper(tmp_path):
-    rc, out = snakemake(tmp_path / "quick", "--dry-run")
+    rc, out = snakemake(tmp_path / "quick", "--dry-run", "--printshellcmds")
     assert rc == 0, out[-3000:]
-    assert planned_jobs(out) == {"base": 1, "eval_tasks": 1, "rlvr_tasks": 1, "train": 10, "eval": 2, "rq2": 1,
-                                 "sparsity": 3, "manifest": 1, **NOTEBOOK_RULES, "all": 1}
+    assert planned_jobs(out) == {**QUICK_DATA_JOBS, "manifest": 1, **NOTEBOOK_RULES, "all": 1}
     for run in QUICK_RUNS:
         assert f"train/{run}/checkpoints/step_000003/config.json" in out
+    # every run keeps a checkpoint every 10% of training and takes one optimizer step per step
+    assert out.count("checkpoint_every=1") >= len(QUICK_RUNS) and "mini_batch_size=1000000" in out
+
+
+def test_the_tiny_plan_is_the_protocol():
+    """Every seed of self-play, band, frozen proposer and RLVR; SFT once; both tiny-world splits."""
+    s = load_settings("tiny")
+    assert len(s.seeds) >= 3 and s.eval_n >= 32 and s.leash_n >= 256 and s.leash_min_n == 256
+    names = [r.name for r in run_plan(s)]
+    for kind in ("selfplay", "band", "frozen", "rlvr"):
+        assert sum(n.startswith(kind + "_s") for n in names) == len(s.seeds), kind
+    assert "sft_s0" in names and set(s.benchmarks) == {"tinyworld", "tinyworld_ood"}
 
 
 def test_the_slurm_profile_dry_run_of_the_gpu_presets(tmp_path):
@@ -133,7 +148,9 @@ def test_the_slurm_profile_dry_run_of_the_gpu_presets(tmp_path):
         assert rc == 0, out[-3000:]
         assert "Using profile" in out and "profiles/slurm" in out
         jobs = planned_jobs(out)
-        assert jobs["train"] == 8 and jobs["eval"] == 6 and jobs["sparsity"] == 1  # no RLVR/SFT tasks file
+        # no RLVR/SFT tasks file: self-play, band and frozen per seed, azr_code once; base + 3 self-play
+        # + 3 band (first benchmark only) evaluated
+        assert jobs["train"] == 10 and jobs["eval"] == 4 * 3 + 3 and jobs["sparsity"] == 1
         assert f"torchrun --standalone --nproc-per-node {gpus} -m azrlib.cli train --resume --config {preset}" in out
         train = out[out.index("rule train:"):]
         assert f"gpu={gpus}" in train.split("Shell command")[0] and "runtime=4320" in train.split("Shell command")[0]
@@ -224,13 +241,15 @@ def test_quick_preset_end_to_end_then_a_rerun_does_nothing(tmp_path):
     assert rc == 0, out[-6000:]
 
     manifest = json.loads((R / "manifest.json").read_text())
-    assert manifest["status"] == "complete" and manifest["preset"] == "quick" and manifest["seeds"] == [0, 1, 2]
+    assert manifest["status"] == "complete" and manifest["preset"] == "quick" and manifest["seeds"] == [0, 1]
     assert manifest["sandbox_isolation"] and manifest["versions"]["torch"] and manifest["versions"]["snakemake"]
     assert [r["name"] for r in manifest["runs"]] == QUICK_RUNS
     assert manifest["total_seconds"] >= manifest["steps_seconds"] > 0
     steps = manifest["steps"]
     assert all(not s["skipped"] and s["seconds"] > 0 for s in steps.values())
-    assert {f"train/{r}" for r in QUICK_RUNS} | {"rq2", "eval/base/tinyworld", "notebook/00_overview"} <= set(steps)
+    assert {f"train/{r}" for r in QUICK_RUNS} | {"rq2/selfplay_s0", "eval/base/tinyworld", "eval/rlvr_s1/tinyworld_ood",
+                                                 "leash_eval", "rq3/frozen_s1", "sparsity_curve/sft_s0",
+                                                 "notebook/00_overview"} <= set(steps)
     for run in QUICK_RUNS:
         d = R / "train" / run
         files = ["config.yaml", "environment.json", "metrics.jsonl", "timings.jsonl"]
@@ -238,14 +257,24 @@ def test_quick_preset_end_to_end_then_a_rerun_does_nothing(tmp_path):
             files.append("tasks.jsonl")
         for name in files:
             assert (d / name).is_file(), d / name
-        assert (d / "checkpoints" / "step_000003" / "model.safetensors").is_file()
-    for model in ("base", "selfplay_s0"):
-        rows = [json.loads(line) for line in (R / "eval" / model / "tinyworld.jsonl").read_text().splitlines()]
+        for step in range(4):  # checkpoint_fraction 0.1 of 3 steps: every step kept
+            assert (d / "checkpoints" / f"step_{step:06d}" / "model.safetensors").is_file()
+    for model, bench in (("base", "tinyworld"), ("selfplay_s1", "tinyworld_ood"), ("rlvr_s0", "tinyworld"),
+                         ("band_s1", "tinyworld")):
+        rows = [json.loads(line) for line in (R / "eval" / model / f"{bench}.jsonl").read_text().splitlines()]
         per_problem = {}
         for row in rows:
             per_problem.setdefault(row["problem_id"], set()).add(row["sample_idx"])
-        assert len(per_problem) == 12 and all(len(s) == 16 for s in per_problem.values())
-    assert (R / "rq2" / "questions.jsonl").is_file()
+        assert len(per_problem) == 12 and all(len(s) == 4 for s in per_problem.values())
+    assert not (R / "eval" / "band_s0" / "tinyworld_ood.jsonl").exists()
+    for run in ("selfplay_s0", "selfplay_s1"):
+        assert {json.loads(line)["model"] for line in (R / "rq2" / f"{run}.jsonl").read_text().splitlines()} <= {"base", run}
+    rq3 = [json.loads(line) for line in (R / "rq3" / "frozen_s0.jsonl").read_text().splitlines()]
+    assert {r["step"] for r in rq3} == {0, 1, 2, 3} and {r["role"] for r in rq3} == {"solve", "propose"}
+    assert len(rq3) == 4 * 2 * 3 * 2  # checkpoints x roles x types x rq3_per_type
+    for run in ("selfplay_s1", "rlvr_s0", "sft_s0"):
+        curve = json.loads((R / "sparsity_curve" / f"{run}.json").read_text())
+        assert {r["step"] for r in curve["rows"]} == {1, 2, 3} and curve["budget"]["optimizer_steps"] == 3
     for run in ("selfplay_s0", "rlvr_s0", "sft_s0"):
         sparsity = json.loads((R / "sparsity" / f"{run}.json").read_text())
         assert set(sparsity) == {"stored", "bf16", "fp32"} and 0 <= sparsity["fp32"]["sparsity"] <= 1
@@ -266,12 +295,16 @@ def test_quick_preset_end_to_end_then_a_rerun_does_nothing(tmp_path):
     # a changed setting reruns exactly the steps downstream of it
     downstream_of_results = {"manifest": 1, **NOTEBOOK_RULES, "all": 1}
     rc, out = snakemake(R, "--dry-run", "--config", "eval_n=8")
-    assert rc == 0 and planned_jobs(out) == {"eval": 2, **downstream_of_results}, out[-3000:]
-    rc, out = snakemake(R, "--dry-run", "--config", "rq2_m=2")
-    assert rc == 0 and planned_jobs(out) == {"rq2": 1, **downstream_of_results}, out[-3000:]
-    rc, out = snakemake(R, "--dry-run", "--config", "train_overrides=[lr=0.0002]")
-    assert rc == 0 and planned_jobs(out) == {"train": 10, "eval": 1, "rq2": 1, "sparsity": 3,
+    assert rc == 0 and planned_jobs(out) == {"eval": 12, "leash_tasks": 1, "leash_eval": 1,
                                              **downstream_of_results}, out[-3000:]
+    rc, out = snakemake(R, "--dry-run", "--config", "rq2_m=2")
+    assert rc == 0 and planned_jobs(out) == {"rq2": 2, **downstream_of_results}, out[-3000:]
+    rc, out = snakemake(R, "--dry-run", "--config", "rq3_n=3")
+    assert rc == 0 and planned_jobs(out) == {"rq3_entropy": 6, **downstream_of_results}, out[-3000:]
+    rc, out = snakemake(R, "--dry-run", "--config", "train_overrides=[lr=0.0002]")
+    data = {k: v for k, v in QUICK_DATA_JOBS.items() if k not in ("base", "eval_tasks", "rlvr_tasks")}
+    data["eval"] -= 2  # the base's two evaluations stay
+    assert rc == 0 and planned_jobs(out) == {**data, **downstream_of_results}, out[-3000:]
     # analysis code touched but unchanged: nothing (Snakemake compares checksums of small inputs);
     # changed: the notebooks rerun, nothing else
     code = ROOT / "azrlib" / "report" / "tables.py"

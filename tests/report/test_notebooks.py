@@ -27,8 +27,8 @@ FIGURES = {  # notebook -> figure names it must write
     "00_overview": ["training_curves"],
     "rq1_pass_at_k": ["curves"],
     "rq2_question_difficulty": ["by_bin"],
-    "rq3_entropy": ["overall", "by_role_and_type", "response_length"],
-    "rq4_update_sparsity": ["overall", "per_module"],
+    "rq3_entropy": ["fixed_prompts", "overall", "by_role_and_type", "response_length"],
+    "rq4_update_sparsity": ["vs_step", "overall", "per_module"],
     "rq5_proposer_reward": ["curves"],
 }
 

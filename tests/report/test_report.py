@@ -3,12 +3,10 @@
 import json
 import math
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from azrlib.metrics.passk import SampleCounts
-from azrlib.report import difficulty, entropy, overview, passk, rewards, sparsity
+from azrlib.report import entropy, overview, rewards, sparsity
 from azrlib.report.paths import display_path, figure_stem, repo_root, resolve
 from azrlib.report.plots import FigureWriter, new_figure
 from azrlib.report.results import ResultsDir, ResultsError, expected_runs, metrics_frame, parse_run_name, read_jsonl
@@ -38,8 +36,8 @@ def test_run_names_and_expected_runs():
     assert parse_run_name("selfplay_s3") == ("selfplay", 3)
     assert parse_run_name("azr_code_s1") == ("azr_code", 1)
     assert parse_run_name("other") is None
-    assert expected_runs([1, 2]) == ["selfplay_s1", "selfplay_s2", "frozen_s1", "band_s1", "band_s2",
-                                     "azr_code_s1", "rlvr_s1", "sft_s1"]
+    assert expected_runs([1, 2]) == ["selfplay_s1", "selfplay_s2", "frozen_s1", "frozen_s2", "band_s1", "band_s2",
+                                     "azr_code_s1", "rlvr_s1", "rlvr_s2", "sft_s1"]
 
 
 def test_results_dir_reads_the_contract(rd):
@@ -48,7 +46,8 @@ def test_results_dir_reads_the_contract(rd):
     assert rd.runs_of("selfplay") == ["selfplay_s1", "selfplay_s2", "selfplay_s3"]
     m = rd.metrics("selfplay_s1")
     assert list(m["step"]) == list(range(7))
-    assert rd.eval_models() == ["base", "selfplay_s1"] and rd.eval_benchmarks("base") == ["tinyworld"]
+    assert set(rd.eval_models()) == {"base", *(f"{k}_s{s}" for k in ("selfplay", "rlvr", "band") for s in (1, 2, 3))}
+    assert rd.eval_benchmarks("base") == ["tinyworld", "tinyworld_ood"]
     assert rd.sparsity_runs() == ["selfplay_s1", "rlvr_s1", "sft_s1"]
     assert rd.manifest_runs()["band_s2"]["overrides"] == ["seed=2", "proposer_reward=band"]
     assert rd.config("rlvr_s1")["mode"] == "rlvr"
@@ -126,89 +125,6 @@ def test_figure_writer_is_deterministic(tmp_path):
 
 # ---------------------------------------------------------------- RQ1
 
-def test_task_type_from_row_id_or_index():
-    assert passk.task_type_of({"task_type": "abduction", "problem_id": "3"}) == "abduction"
-    assert passk.task_type_of({"problem_id": "induction/17"}) == "induction"
-    assert passk.task_type_of({"problem_id": "tinyworld-deduction-2"}) == "deduction"
-    assert passk.task_type_of({"problem_id": "5"}, {"5": "abduction"}) == "abduction"
-    assert passk.task_type_of({"problem_id": "5"}) is None
-    with pytest.raises(ValueError, match="task type"):
-        passk.group_rows([{"problem_id": "5"}], "tinyworld")
-
-
-def test_benchmark_index_types_matches_committed_benchmark():
-    types = passk.benchmark_index_types(repo_root() / "data" / "tinyworld" / "benchmark.jsonl")
-    assert set(types.values()) == {"deduction", "abduction", "induction"} and types["0"] == "deduction"
-
-
-def test_curve_band_contains_estimate_and_is_reproducible():
-    c = SampleCounts(["a", "b", "c", "d"], np.array([8, 8, 8, 8]), np.array([0, 2, 8, 4]))
-    d1 = passk.curve_band(c, [1, 2, 4, 8], n_bootstrap=500, seed=3)
-    d2 = passk.curve_band(c, [1, 2, 4, 8], n_bootstrap=500, seed=3)
-    pd.testing.assert_frame_equal(d1, d2)
-    assert math.isclose(d1["pass_at_k"][0], 14 / 32)
-    assert (d1["ci_low"] <= d1["pass_at_k"]).all() and (d1["pass_at_k"] <= d1["ci_high"]).all()
-    assert np.all(np.diff(d1["pass_at_k"]) >= 0)
-
-
-def test_rq1_tables_checks_and_verdict(rd):
-    models = ("base", "selfplay_s1")
-    groups = passk.load_groups(rd, models)
-    assert list(groups) == ["deduction", "abduction", "induction"]
-    ks = passk.k_grid(groups)
-    assert ks == {g: [1, 2, 4, 8] for g in groups}
-    assert passk.k_grid(groups, [1, 2]) == {g: [1, 2] for g in groups}
-    curves = passk.curves_table(groups, models, ks, n_bootstrap=200)
-    sig = passk.significance_table(groups, models, ks, n_bootstrap=500)
-    passk.check_results(curves, sig)
-    assert set(sig.columns) >= {"group", "k", "base", "selfplay_s1", "delta", "ci_low", "ci_high", "p", "p_holm"}
-    text = passk.verdict(sig, models)
-    assert "**deduction**" in text and "Verdict:" in text and "Paper (RQ1" in text
-    fig = passk.plot_curves(curves, models)
-    assert len(fig.axes) == 3
-    bad = curves.copy()
-    bad.loc[(bad["k"] == 8), "pass_at_k"] = -0.5
-    with pytest.raises(AssertionError):
-        passk.check_results(bad, sig)
-
-
-def test_rq1_verdict_wording():
-    base = {"group": "g", "n_problems": 10, "base": 0.2, "sp": 0.4, "ci_low": 0.1, "ci_high": 0.3, "p": 0.001}
-    sig = pd.DataFrame([{**base, "k": 1, "delta": 0.2, "p_holm": 0.002},
-                        {**base, "k": 8, "delta": -0.1, "ci_low": -0.2, "ci_high": -0.05, "p_holm": 0.01}])
-    assert "supports it (the base is significantly better at large k)" in passk.verdict(sig, ("base", "sp"))
-    sig.loc[0, "p_holm"] = 0.5
-    assert "no significant gain at small k" in passk.verdict(sig, ("base", "sp"))
-
-
-# ---------------------------------------------------------------- RQ2
-
-def test_slope():
-    assert math.isclose(difficulty.slope(np.array([0, 1, 2]), np.array([1, 3, 5])), 2.0)
-    assert math.isnan(difficulty.slope(np.array([1, 1]), np.array([1, 2])))
-
-
-def test_rq2_tables_checks_and_verdict(rd):
-    models = ["base", "selfplay_s1"]
-    rows = rd.rq2_rows()
-    q = difficulty.question_frame(rows)
-    table = difficulty.bin_table(rows, models)
-    assert list(table["model"].unique()) == models and (table["n"] > 0).all()
-    trends = difficulty.trend_table(q, models, n_bootstrap=300)
-    difficulty.check_results(q, table, models)
-    sr = trends[(trends["model"] == "base") & (trends["metric"] == "solve_rate")].iloc[0]
-    assert sr["ci_high"] < 0  # the synthetic questions get harder
-    ln = trends[(trends["model"] == "base") & (trends["metric"] == "response_length")].iloc[0]
-    assert ln["ci_low"] > 0
-    text = difficulty.verdict(trends, table, models)
-    assert "supports both parts" in text
-    difficulty.plot_bins(table, models)
-    with pytest.raises(AssertionError, match="same questions"):
-        difficulty.check_results(q[~((q["model"] == "base") & (q["qid"] == "q000"))], table, models)
-
-
-# ---------------------------------------------------------------- RQ3
-
 def test_entropy_long_aggregates():
     df = pd.DataFrame({"step": [1, 2], "entropy/propose/deduction": [1.0, 0.5], "entropy/solve/deduction": [3.0, 1.5],
                        "entropy_full/propose/deduction": [2.0, 1.0], "entropy_full/solve/deduction": [4.0, 2.0],
@@ -223,7 +139,7 @@ def test_entropy_long_aggregates():
 
 def test_rq3_tables_checks_and_verdict(rd):
     runs = entropy.default_runs(rd)
-    assert runs == ["selfplay_s1", "selfplay_s2", "selfplay_s3", "frozen_s1"]
+    assert runs == ["selfplay_s1", "selfplay_s2", "selfplay_s3", "frozen_s1", "frozen_s2", "frozen_s3"]
     long = entropy.runs_long(rd, runs, entropy.entropy_long)
     entropy.check_results(long, runs)
     band = entropy.band_by_kind(long, ["estimator", "role", "task_type"])
@@ -296,14 +212,14 @@ def test_overview_tables_and_checks(rd):
     p = overview.pipeline_table(rd)
     assert list(p["step"]) == ["train", "eval"] and bool(p["skipped"][1])
     runs = overview.runs_table(rd)
-    assert len(runs) == 10 and runs.set_index("run").loc["band_s2", "proposer_reward"] == "band"
+    assert len(runs) == 14 and runs.set_index("run").loc["band_s2", "proposer_reward"] == "band"
     assert runs.set_index("run").loc["band_s2", "overrides"] == "proposer_reward=band"
     assert set(overview.versions_table(rd)["package"]) == {"torch", "numpy", "azrlib"}
     assert overview.isolation(rd)["seccomp"] is True and overview.isolation_consistent(rd) == []
     curves = overview.curves_long(rd)
     overview.check_results(rd, curves)
     fig, band = overview.plot_curves(curves)
-    assert len(overview.final_table(rd)) == 10
+    assert len(overview.final_table(rd)) == 14
     assert "seeds 1, 2, 3" in overview.summary(rd)
 
 
@@ -315,14 +231,6 @@ def test_rq5_curves_data_and_verdict_wording(rd):
     assert set(d["metric"]) == {"entropy", "val_accuracy"} and {"full", "sampled", "mean"} <= set(d["series"])
     text = rewards.verdict(rewards.final_values(val, ["task_type"]), rewards.final_values(ent, ["estimator"]), runs)
     assert "proposer reward" in text.split("Verdict:")[1]
-
-
-def test_rq2_trend_reports_change_over_the_step_span():
-    q = pd.DataFrame({"qid": list("abcd"), "model": "m", "step": [1, 2, 3, 4], "solve_rate": [0.9, 0.6, 0.3, 0.0],
-                      "response_length": [10.0, 10.0, 10.0, 10.0]})
-    t = difficulty.trend(q, "m", "solve_rate", n_bootstrap=50)
-    assert math.isclose(t["change"], -0.9) and (t["first_step"], t["last_step"]) == (1, 4)
-    assert difficulty.trend(q, "m", "response_length", n_bootstrap=50)["change"] == 0.0
 
 
 def test_isolation_consistency_ignores_the_sandbox_uid(tmp_path):
@@ -337,17 +245,11 @@ def test_isolation_consistency_ignores_the_sandbox_uid(tmp_path):
     assert overview.isolation_consistent(r) == ["band_s2"]
 
 
-def test_rq1_other_benchmarks_are_one_group_with_their_own_k_grid(tmp_path):
-    r = ResultsDir(make_results(tmp_path / "R"))
-    for model in ("base", "selfplay_s1"):
-        rows = [{"problem_id": f"HumanEval/{i}", "sample_idx": j, "correct": (i + j) % 3 == 0}
-                for i in range(5) for j in range(4)]
-        (r.path / "eval" / model / "humaneval+.jsonl").write_text("".join(json.dumps(x) + "\n" for x in rows))
-    groups = passk.load_groups(r, ("base", "selfplay_s1"))
-    assert list(groups) == ["humaneval+", "deduction", "abduction", "induction"]
-    ks = passk.k_grid(groups)
-    assert ks["humaneval+"] == [1, 2, 4] and ks["deduction"] == [1, 2, 4, 8]
-    curves = passk.curves_table(groups, ("base", "selfplay_s1"), ks, n_bootstrap=50)
-    sig = passk.significance_table(groups, ("base", "selfplay_s1"), ks, n_bootstrap=50)
-    passk.check_results(curves, sig)
-    assert len(passk.load_groups(r, ("base", "selfplay_s1"), benchmarks=["tinyworld"])) == 3
+def test_expected_runs_follow_the_manifest_plan(tmp_path):
+    """A preset that leaves a kind out (tiny: no azr_code) is not missing it."""
+    root = make_results(tmp_path / "R")
+    m = json.loads((root / "manifest.json").read_text())
+    m["runs"] = [r for r in m["runs"] if not r["name"].startswith("azr_code")]
+    (root / "manifest.json").write_text(json.dumps(m))
+    r = ResultsDir(root)
+    assert "azr_code_s1" not in r.expected_runs() and r.missing_runs() == []

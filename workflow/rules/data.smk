@@ -16,17 +16,20 @@ rule base:
 
 
 rule eval_tasks:
-    """Tiny world: eval_per_type tasks per task type, spread over the levels."""
+    """Tiny world: eval_per_type tasks per task type of a split (tinyworld: the held-out benchmark,
+    tinyworld_ood: the out-of-distribution split), spread over the levels."""
     input:
-        TINYWORLD_BENCHMARK,
+        lambda wc: TINYWORLD_SPLITS[wc.split],
     output:
-        "data/tinyworld_eval.jsonl",
+        "data/{split}_eval.jsonl",
+    wildcard_constraints:
+        split="|".join(TINYWORLD_SPLITS),
     params:
         per_type=S.eval_per_type,
     log:
-        "logs/data/eval_tasks.log",
+        "logs/data/eval_tasks_{split}.log",
     benchmark:
-        "benchmarks/data/eval_tasks.tsv"
+        "benchmarks/data/eval_tasks_{split}.tsv"
     shell:
         "{AZR} eval-tasks --benchmark {input} --per-type {params.per_type} --out {R}/{output} > {R}/{log} 2>&1"
 
