@@ -131,16 +131,23 @@ def canonical_repr(x, max_chars):
 # ints (no sign on 0: repr(-0) is '0'), plain printable-ASCII strings without ' or \, constants
 _SIMPLE = re.compile(r"0|-?[1-9][0-9]*|'[ -&(-\[\]-~]*'")
 _CONSTANTS = frozenset({"True", "False", "None"})
+# flat lists and tuples of those, written as canonical_repr writes them
+_ATOM = r"(?:0|-?[1-9][0-9]*|'[ -&(-\[\]-~]*'|True|False|None)"
+_FLAT = re.compile(r"\[(?:{a}(?:, {a})*)?\]|\((?:{a},|{a}(?:, {a})+)?\)".format(a=_ATOM))
 
 
 def is_canonical(text, max_chars=MAX_LITERAL_CHARS):
     """Is `text` the canonical repr of a literal value: `canonical_repr(parse_literal(text)) ==
-    text`? The commonest results (ints, bools, None, plain strings) take a shortcut with the same
-    answer; everything else is parsed. Never raises."""
+    text`? The commonest results (ints, bools, None, plain strings, flat lists and tuples of
+    those) take a shortcut with the same answer; everything else is parsed. Never raises."""
     try:
         if type(text) is not str or len(text) > max_chars:
             return False
         if len(text) <= 4000 and (text in _CONSTANTS or _SIMPLE.fullmatch(text)):
+            return True
+        # a flat container: canonical_repr charges its atoms and then its whole text to the
+        # budget, so it fits when twice the text does
+        if len(text) <= 4000 and 2 * len(text) <= max_chars and _FLAT.fullmatch(text):
             return True
         return canonical_repr(parse_literal(text, max_chars=max_chars), max_chars) == text
     except Exception:  # noqa: BLE001 - NotALiteral, TooLarge, Unsupported, MemoryError...

@@ -116,17 +116,21 @@ def test_worker_frame_check_is_exact():
 
 
 texts = st.one_of(st.text(max_size=12), st.from_regex(r"-?[0-9]{1,5}", fullmatch=True),
-                  st.from_regex(r"'[ -~]{0,6}'", fullmatch=True), st.sampled_from(["True", "None", "-0", "'\\'"]))
+                  st.from_regex(r"'[ -~]{0,6}'", fullmatch=True), st.sampled_from(["True", "None", "-0", "'\\'"]),
+                  # near-canonical flat containers: spacing, commas, signs, quotes, nesting
+                  st.from_regex(r"""[\[(](?:(?:-?[0-9]{1,3}|'[a-c ,'\\]{0,3}'|"a"|True|None|\[\]|\(\))(?:,|, |,  | ,)?){0,4}[\])]""",
+                                fullmatch=True))
 
 
 @settings(max_examples=400, deadline=None)
 @given(st.one_of(texts, st.builds(lambda v: canonical_repr(v, 10**6), st.deferred(lambda: literals))))
 def test_the_canonical_shortcut_agrees_with_the_round_trip(text):
-    try:
-        want = canonical_repr(parse_literal(text, max_chars=1000), 1000) == text
-    except Exception:  # noqa: BLE001
-        want = False
-    assert is_canonical(text, 1000) == want
+    for cap in (1000, len(text), 2 * len(text) - 1, 2 * len(text) + 2):  # at the budget's edges too
+        try:
+            want = canonical_repr(parse_literal(text, max_chars=cap), cap) == text
+        except Exception:  # noqa: BLE001
+            want = False
+        assert is_canonical(text, cap) == want, (text, cap)
 
 
 literals = st.recursive(
