@@ -125,6 +125,7 @@ def test_the_quick_dag_has_every_step_of_the_paper(tmp_path):
         assert f"train/{run}/checkpoints/step_000003/config.json" in out
 
 
+@pytest.mark.slow  # two Snakemake dry runs through the SLURM executor plugin
 def test_the_slurm_profile_dry_run_of_the_gpu_presets(tmp_path):
     """What CI can check of the cluster path: the profile loads the SLURM executor, every rule
     gets its resources, and training launches torchrun on the preset's GPUs."""
