@@ -32,6 +32,9 @@ system-deps:
 	  else echo "note: not found:$$missing (apt-get install$$missing): bubblewrap for full sandbox isolation, graphviz for make dag"; fi; \
 	fi
 
+# tests/ mirrors azrlib/ (tests/sandbox/, tests/trainer/, ...); the shared fixtures sit in tests/.
+# `make test` runs everything (CI); `make test-fast` leaves out the tests marked slow (training runs,
+# workflows, real notebooks, big batteries) and keeps at least one test of every module.
 test: venv system-deps
 	$(PY) -m pytest -q -p no:cacheprovider tests
 

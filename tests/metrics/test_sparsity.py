@@ -356,6 +356,7 @@ def test_cli_json_keys_and_all(tmp_path):
 # ------------------------------------------------------------------------------- memory
 
 
+@pytest.mark.slow  # a memory bound, measured in its own process on two 64 MiB checkpoints
 def test_peak_memory_stays_below_one_tensor(tmp_path):
     """A 64 MiB fp32 tensor pair is compared without holding either tensor whole (own process)."""
     import subprocess

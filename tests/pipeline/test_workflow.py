@@ -140,6 +140,7 @@ def test_the_tiny_plan_is_the_protocol():
     assert "sft_s0" in names and set(s.benchmarks) == {"tinyworld", "tinyworld_ood"}
 
 
+@pytest.mark.slow  # two Snakemake dry runs through the SLURM executor plugin
 def test_the_slurm_profile_dry_run_of_the_gpu_presets(tmp_path):
     """What CI can check of the cluster path: the profile loads the SLURM executor, every rule
     gets its resources, and training launches torchrun on the preset's GPUs."""
