@@ -57,6 +57,7 @@ tests, curve, budgets = pr.rq4(rd)
 display(nbk.table(budgets, 3))
 print(budget_statement({r["run"]: {"optimizer_steps": r["optimizer_steps"], "tokens": r["response_tokens_approx"]}
                         for r in budgets.to_dict("records")})["statement"])
+print("(tokens: approximate response tokens of the trained rollouts, sequences x mean logged length; SFT logs none)")
 display(nbk.table(pf.table_of(tests), 3))
 
 # %%
