@@ -115,7 +115,7 @@ def configure_leash_eval(p: argparse.ArgumentParser) -> None:
 
 
 def run_leash_eval(args: argparse.Namespace) -> int:
-    from azrlib.cli import main
+    from azrlib.eval import cli as eval_cli
 
     if args.n < args.min_n:
         print(f"azr leash-eval: n = {args.n} is below --min-n {args.min_n} (paper Appendix C: 256)")
@@ -127,10 +127,14 @@ def run_leash_eval(args: argparse.Namespace) -> int:
         print("invisible leash: empty subset, nothing to sample")
         return 0
     extra = [x for flag, v in (("--device", args.device), ("--num-threads", args.num_threads)) if v for x in (flag, v)]
-    return main(["eval", args.model, "--benchmark", "tinyworld", "--data", args.tasks, "--n", str(args.n),
-                 "--out", str(out), "--temperature", args.temperature, "--top-p", args.top_p,
-                 "--max-new-tokens", args.max_new_tokens, "--prompt-style", args.prompt_style, "--engine", args.engine,
-                 "--batch-size", args.batch_size, "--seed", args.seed, "--quiet", *extra])
+    eval_parser = argparse.ArgumentParser(prog="azr eval")
+    eval_cli.configure_parser(eval_parser)
+    eval_args = eval_parser.parse_args([
+        args.model, "--benchmark", "tinyworld", "--data", args.tasks, "--n", str(args.n), "--out", str(out),
+        "--temperature", args.temperature, "--top-p", args.top_p, "--max-new-tokens", args.max_new_tokens,
+        "--prompt-style", args.prompt_style, "--engine", args.engine, "--batch-size", args.batch_size,
+        "--seed", args.seed, "--quiet", *extra])
+    return int(eval_cli.run_cli(eval_args) or 0)
 
 
 # --------------------------------------------------------------------------------- rq3-entropy
