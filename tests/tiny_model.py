@@ -17,6 +17,12 @@ import random
 from pathlib import Path
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+# Prompts of different lengths (left padding) and shapes for the sampler tests
+SAMPLER_PROMPTS = [
+    "def f(x):\n    return x + 3",
+    "assert f(",
+    "<think> the function adds 7 to a </think>\n<answer> f(4) == 11 </answer>\nprint(f('abc'), 12)\n    for i in",
+]
 
 _NAMES = ["x", "y", "s", "n", "xs", "d", "a", "b", "total", "out", "i", "j", "k", "acc", "word"]
 _WORDS = ["hello", "world", "absolute", "zero", "reasoner", "python", "answer", "think", "abc"]

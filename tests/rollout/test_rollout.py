@@ -14,26 +14,11 @@ import pytest
 import torch
 
 from azrlib.rollout import Completion, HFSampler
-from tiny_model import build_tiny_checkpoint, build_tiny_model
+from tiny_model import SAMPLER_PROMPTS as PROMPTS, build_tiny_checkpoint, build_tiny_model
 
 torch.set_num_threads(1)
 
 ATOL = 1e-5  # fp32 sampler log-probs vs a teacher-forced forward pass
-PROMPTS = [
-    "def f(x):\n    return x + 3",
-    "assert f(",
-    "<think> the function adds 7 to a </think>\n<answer> f(4) == 11 </answer>\nprint(f('abc'), 12)\n    for i in",
-]
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return build_tiny_checkpoint(tmp_path_factory.mktemp("tiny_qwen2"))
-
-
-@pytest.fixture(scope="module")
-def sampler(model_dir):
-    return HFSampler(model_dir, num_threads=1)
 
 
 def teacher_forced(model, prompt_ids: list[int], token_ids: list[int], temperature: float = 1.0) -> torch.Tensor:

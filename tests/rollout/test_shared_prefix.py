@@ -9,36 +9,16 @@ prompt's samples and ones that hold several prompts.
 
 from __future__ import annotations
 
-import os
-import sys
-
 import pytest
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # tiny_model
-
-from azrlib.rollout import HFSampler  # noqa: E402
-from azrlib.rollout.hf.fast_path import LlamaFastPath  # noqa: E402
-from azrlib.rollout.hf.kv_cache import SharedPrefixKVCache, SlotKVCache  # noqa: E402
-from tiny_model import build_tiny_checkpoint  # noqa: E402
+from azrlib.rollout import HFSampler
+from azrlib.rollout.hf.fast_path import LlamaFastPath
+from azrlib.rollout.hf.kv_cache import SharedPrefixKVCache, SlotKVCache
+from tiny_model import SAMPLER_PROMPTS as PROMPTS
 
 torch.set_num_threads(1)
 ATOL = 1e-5
-PROMPTS = [
-    "def f(x):\n    return x + 3",
-    "assert f(",
-    "<think> the function adds 7 to a </think>\n<answer> f(4) == 11 </answer>\nprint(f('abc'), 12)\n    for i in",
-]
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return build_tiny_checkpoint(tmp_path_factory.mktemp("tiny_qwen2_shared"))
-
-
-@pytest.fixture(scope="module")
-def sampler(model_dir):
-    return HFSampler(model_dir, num_threads=1)
 
 
 def test_shared_step_gives_the_plain_step_logits(sampler):
