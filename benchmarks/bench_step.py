@@ -1,7 +1,7 @@
 """A training step, phase by phase, against this machine's own limit.
 
     .venv/bin/python benchmarks/bench_step.py [--config tiny] [--steps 3] [--json-out FILE] [key=value ...]
-    .venv/bin/python benchmarks/bench_step.py --update-only [--repeats 3]
+    .venv/bin/python benchmarks/bench_step.py --update-only [--repeats 3] [--profile]
 
 Step mode runs a few steps of the preset in a temporary run directory and prints, per phase, mean
 seconds, share of the step, tokens and tokens/s (sampling phases: generated tokens; update: prompt
@@ -209,16 +209,36 @@ def run_update(args) -> dict:
         runner._update(rollouts, advantages, step=1)
         upd = min(upd, time.perf_counter() - t0)
         dense = min(dense, dense_step_seconds(model, n_tokens, args.dense_len, repeats=1))
+    profiles = {}
+    if args.profile:  # where the time goes: torch.profiler self CPU time per op, update vs dense
+        profiles = {"update": profile_ops(lambda: runner._update(rollouts, advantages, step=1)),
+                    "dense": profile_ops(lambda: dense_step_seconds(model, n_tokens, args.dense_len, repeats=1))}
     info = cpu_info()
     print(f"{info['cpu']} ({info['cores']} cores; {' '.join(info['flags'])}); torch {info['torch']}, "
           f"{info['threads']} threads, load {info['load1']:.2f}")
+    for name, ops in profiles.items():
+        total = sum(ops.values())
+        print(f"profile of one {name} step: {total:.2f} s of self CPU time; top ops:")
+        for op, sec in sorted(ops.items(), key=lambda kv: -kv[1])[:12]:
+            print(f"  {op:40s} {sec:7.3f} s {100 * sec / total:5.1f}%")
     print(f"update ({args.config}: mini_batch_size {cfg.mini_batch_size}, micro_batch_tokens {cfg.micro_batch_tokens}): "
           f"{len(rollouts)} sequences, {n_tokens} tokens in {upd:.2f} s = {n_tokens / upd:.0f} tokens/s")
     print(f"dense fp32 fwd+bwd+AdamW, rows of {args.dense_len}: {dense:.2f} s = {n_tokens / dense:.0f} tokens/s")
     print(f"update / dense: {dense / upd:.2f}x")
     return {"mode": "update", "config": args.config, **info, "sequences": len(rollouts), "tokens": n_tokens,
             "update_seconds": round(upd, 3), "dense_seconds": round(dense, 3), "dense_len": args.dense_len,
-            "update_vs_dense": round(dense / upd, 3), "repeats": args.repeats}
+            "update_vs_dense": round(dense / upd, 3), "repeats": args.repeats,
+            "profile": {k: {op: round(v, 4) for op, v in sorted(ops.items(), key=lambda kv: -kv[1])[:20]}
+                        for k, ops in profiles.items()}}
+
+
+def profile_ops(fn) -> dict[str, float]:
+    """Self CPU seconds per torch op of one call of `fn` (torch.profiler)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    return {e.key: e.self_cpu_time_total / 1e6 for e in prof.key_averages()}
 
 
 def main() -> int:
@@ -227,6 +247,8 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--update-only", action="store_true", help="time the update on synthetic rollouts only")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--profile", action="store_true", help="update mode: also print torch.profiler's top ops "
+                    "(self CPU time) of one update and one dense step")
     ap.add_argument("--dense-len", type=int, default=256, help="row length of the dense baseline")
     ap.add_argument("--json-out", default=None, help="append the JSON line to this file")
     ap.add_argument("--out-dir", default=None, help="keep the run (metrics.jsonl) under OUT_DIR/bench")

@@ -55,9 +55,11 @@ from azrlib.report import protocol as pr, protocol_figures as pf
 
 tests, curve, budgets = pr.rq4(rd)
 display(nbk.table(budgets, 3))
-print(budget_statement({r["run"]: {"optimizer_steps": r["optimizer_steps"], "tokens": r["response_tokens_approx"]}
+print(budget_statement({r["run"]: {"optimizer_steps": r["optimizer_steps"], "tokens": r.get("response_tokens")}
                         for r in budgets.to_dict("records")})["statement"])
-print("(tokens: approximate response tokens of the trained rollouts, sequences x mean logged length; SFT logs none)")
+exact = "tokens_exact" in budgets and bool(budgets["tokens_exact"].all())
+print("(tokens: response tokens of the trained sequences, " + ("as every step logged them)" if exact else
+      "approximate where a run did not log them: sequences x the step's mean logged length)"))
 display(nbk.table(pf.table_of(tests), 3))
 
 # %%

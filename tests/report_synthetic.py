@@ -149,14 +149,14 @@ def _protocol_files(root: Path, rng, seeds, steps: int, n_problems: int, n_sampl
                                "settings": "{}"})
         _write(root / "rq2" / f"selfplay_s{k}.jsonl", q_rows)
     ckpts = list(range(0, steps + 1, 2))
-    for name in [r for r in runs if r.rsplit("_s", 1)[0] in ("selfplay", "frozen", "rlvr")]:
+    for name in [r for r in runs if r.rsplit("_s", 1)[0] in ("selfplay", "frozen", "rlvr", "band")]:
         kind, k = name.rsplit("_s", 1)
         rows = []
         for st in ckpts:
             for role in ROLES:
                 for t in TYPES:
                     for i in range(4):
-                        h = 1.0 + 0.3 * (role == "propose") - (0.5 if kind == "selfplay" else 0.1) * st / steps
+                        h = 1.0 + 0.3 * (role == "propose") - {"selfplay": 0.5, "band": 0.45}.get(kind, 0.1) * st / steps
                         h += 0.05 * rng.standard_normal()
                         rows.append({"run": name, "kind": kind, "seed": int(k), "step": st, "role": role, "task_type": t,
                                      "prompt_index": i, "n": 4, "entropy_full": h, "entropy_sampled": h * 1.05,
@@ -171,6 +171,6 @@ def _protocol_files(root: Path, rng, seeds, steps: int, n_problems: int, n_sampl
                 for st in ckpts[1:] for dtype in ("bf16", "fp32")]
         budget = {"mode": {"sft": "sft", "rlvr": "rlvr"}.get(kind, "selfplay"), "training_steps": steps,
                   "optimizer_steps": steps, "trained_sequences": 12 * steps,
-                  "response_tokens_approx": None if kind == "sft" else 400 * steps}
+                  "response_tokens": 400 * steps, "tokens_exact": True}
         (root / "sparsity_curve").mkdir(exist_ok=True)
         (root / "sparsity_curve" / f"{name}.json").write_text(json.dumps({"run": name, "rows": rows, "budget": budget}))

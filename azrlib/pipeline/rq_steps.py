@@ -202,8 +202,9 @@ def run_rq3_entropy(args: argparse.Namespace) -> int:
 def run_budget(run_dir: Path, final_step: int) -> dict:
     """Training budget of a run from its config.yaml and metrics.jsonl (steps 1..final): optimizer
     steps (RL: ceil(sequences / mini_batch_size) per step, as `trainer.update.ppo_epoch` splits
-    them; SFT: one per step), trained sequences, and approximate response tokens (sequences x the
-    step's mean logged response length; None where lengths are not logged, e.g. SFT)."""
+    them; SFT: one per step), trained sequences, and trained response tokens: exact where every step
+    logged `n_trained_response_tokens` (`tokens_exact`), else approximate (sequences x the step's
+    mean logged response length, runs from before that key; None where neither is logged)."""
     import math
 
     import yaml
@@ -214,17 +215,21 @@ def run_budget(run_dir: Path, final_step: int) -> dict:
         rows[int(r["step"])] = r
     steps = [rows[s] for s in sorted(rows) if 1 <= s <= final_step]
     mini = int(cfg.get("mini_batch_size", 1)) or 1
-    optimizer_steps, sequences, tokens, have_tokens = 0, 0, 0.0, False
+    optimizer_steps, sequences, approx, have_approx = 0, 0, 0.0, False
     for r in steps:
         n = int(r.get("n_sequences", 0))
         sequences += int(r.get("n_trained_sequences", n))
         optimizer_steps += 1 if cfg.get("mode") == "sft" else max(1, math.ceil(n / mini))
         lengths = [float(v) for k, v in r.items() if k.startswith("response_length/") and v is not None]
         if lengths:
-            have_tokens = True
-            tokens += int(r.get("n_trained_sequences", n)) * sum(lengths) / len(lengths)
+            have_approx = True
+            approx += int(r.get("n_trained_sequences", n)) * sum(lengths) / len(lengths)
+    exact = bool(steps) and all("n_trained_response_tokens" in r for r in steps)
+    tokens = (sum(int(r["n_trained_response_tokens"]) for r in steps) if exact
+              else round(approx) if have_approx else None)
     return {"mode": cfg.get("mode", "selfplay"), "training_steps": len(steps), "optimizer_steps": optimizer_steps,
-            "trained_sequences": sequences, "response_tokens_approx": round(tokens) if have_tokens else None}
+            "trained_sequences": sequences, "response_tokens": tokens, "tokens_exact": exact,
+            "trained_tokens": sum(int(r["n_trained_tokens"]) for r in steps) if exact else None}
 
 
 def configure_sparsity_curve(p: argparse.ArgumentParser) -> None:

@@ -54,7 +54,10 @@ class PipelineSettings:
     train_gpus: int = option(0, "GPUs per training run; > 0 launches the trainer with torchrun on that many")
     threads: int = option(1, "torch threads per step (CPU: 1 thread per step and one step per core is fastest "
                              "for the tiny model; GPU presets: CPU threads of a job)")
-    rlvr_tasks: int = option(300, "RLVR/SFT baselines: verified tiny-world tasks generated (0: use rlvr_tasks_file)")
+    rlvr_tasks: int = option(300, "RLVR/SFT baselines: verified tasks built by the rlvr_tasks step (0: use rlvr_tasks_file)")
+    rlvr_source: str = option("tinyworld", "where the rlvr_tasks step builds them: tinyworld (generated from the tiny "
+                              "world's training side) | azr_seeds (AZR's seed files in $AZR_DATA_DIR/azr_seeds, "
+                              "re-validated; at most rlvr_tasks)")
     rlvr_tasks_file: str = option("", "RLVR/SFT task JSONL when rlvr_tasks is 0 (empty: no rlvr and sft runs)")
     benchmarks: tuple[str, ...] = option(("tinyworld", "tinyworld_ood"),
                                          "benchmarks evaluated (`azr eval --benchmark`; tinyworld_ood: the tiny world's "
@@ -87,8 +90,8 @@ class PipelineSettings:
     rq2_prompt_style: str = option("compact", "RQ2: solver prompt style (the run's prompt_style)")
     rq2_engine: str = option("hf", "RQ2 sampler: hf | vllm")
     rq2_bins: int = option(8, "RQ2: training-fraction bins of the trend")
-    rq3_kinds: tuple[str, ...] = option(("selfplay", "frozen", "rlvr"), "RQ3: run kinds (every seed) whose checkpoints "
-                                        "are measured on the fixed prompt set")
+    rq3_kinds: tuple[str, ...] = option(("selfplay", "frozen", "rlvr", "band"), "RQ3 (and RQ5's entropy test: band): run "
+                                        "kinds (every seed) whose checkpoints are measured on the fixed prompt set")
     rq3_per_type: int = option(20, "RQ3: fixed prompts per task type and role (held-out tasks of the in-distribution split)")
     rq3_n: int = option(4, "RQ3: responses sampled per prompt and checkpoint")
     rq3_max_new_tokens: int = option(128, "RQ3: generated tokens per response")
@@ -110,6 +113,8 @@ def load_settings(preset: str, overrides: list[str] | dict | None = None) -> Pip
     settings = load_config(PipelineSettings, path, overrides)
     if not settings.seeds:
         raise ConfigError(f"{path}: seeds needs at least one seed")
+    if settings.rlvr_source not in ("tinyworld", "azr_seeds"):
+        raise ConfigError(f"{path}: rlvr_source must be tinyworld or azr_seeds, got {settings.rlvr_source!r}")
     return settings
 
 

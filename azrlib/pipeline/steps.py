@@ -107,18 +107,36 @@ def run_eval_tasks(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------- rlvr-tasks
 
 def configure_rlvr_tasks(p: argparse.ArgumentParser) -> None:
-    p.add_argument("n", type=int, help="tasks to generate")
+    p.add_argument("n", type=int, help="tasks to generate (azr_seeds: at most this many, 0 = all)")
     p.add_argument("--out", required=True)
+    p.add_argument("--source", choices=("tinyworld", "azr_seeds"), default="tinyworld",
+                   help="tinyworld: generated from the tiny world's training side; azr_seeds: AZR's seed files "
+                        "under --data, re-validated (GPU presets)")
+    p.add_argument("--data", default=os.environ.get("AZR_DATA_DIR", ""),
+                   help="azr_seeds: the data directory holding azr_seeds/ (default $AZR_DATA_DIR)")
 
 
 def run_rlvr_tasks(args: argparse.Namespace) -> int:
     from azrlib.sandbox import Executor
-    from azrlib.tinyworld.corpus import rlvr_tasks
 
-    with Executor(timeout_s=2.0) as ex:
-        tasks = rlvr_tasks(ex, args.n)
+    if args.source == "azr_seeds":
+        from azrlib.tasks.seed_pool import seed_pool
+
+        if not args.data:
+            raise SystemExit("azr rlvr-tasks --source azr_seeds: give --data or set AZR_DATA_DIR (docs/data.md)")
+        with Executor() as ex:
+            try:
+                tasks, report = seed_pool(ex, args.data, args.n)
+            except (FileNotFoundError, ValueError) as e:
+                raise SystemExit(f"azr rlvr-tasks: {e}") from None
+        print(json.dumps(report))
+    else:
+        from azrlib.tinyworld.corpus import rlvr_tasks
+
+        with Executor(timeout_s=2.0) as ex:
+            tasks = rlvr_tasks(ex, args.n)
     _write_lines(Path(args.out), [t.to_json() for t in tasks])
-    print(f"{len(tasks)} verified tiny-world tasks -> {args.out}")
+    print(f"{len(tasks)} verified {args.source} tasks -> {args.out}")
     return 0
 
 

@@ -232,7 +232,10 @@ class StepRunner:
         total, norm = sft_step(self.model, self.policy, self.optimizer, cfg, prompts, targets)
         if self.rollout_sync is not None:
             self.rollout_sync.after_update()
+        response_tokens = int(dist.all_reduce_sum(float(sum(len(x) for x in targets))))
         return {"loss/sft": total, "grad_norm": norm, "n_sequences": len(tasks),
+                "n_trained_response_tokens": response_tokens,
+                "n_trained_tokens": response_tokens + int(dist.all_reduce_sum(float(sum(len(x) for x in prompts)))),
                 "time/update": round(time.perf_counter() - t0, 3)}
 
     # ------------------------------------------------------------------ update

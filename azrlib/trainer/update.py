@@ -363,8 +363,11 @@ def ppo_epoch(model, policy, optimizer, cfg, rollouts: list, advantages: list[fl
     if merged_cnt:
         stats["entropy_full/all"] = sum(merged_sum.values()) / sum(merged_cnt.values())
     stats["n_sequences"] = int(n_global)
-    stats["n_trained_sequences"] = int(dist.all_reduce_sum(
-        float(sum(r.trainable and bool(r.response_ids) for r in rollouts))))
+    trained = [r for r in rollouts if r.trainable and r.response_ids]
+    stats["n_trained_sequences"] = int(dist.all_reduce_sum(float(len(trained))))
+    stats["n_trained_response_tokens"] = int(dist.all_reduce_sum(float(sum(len(r.response_ids) for r in trained))))
+    stats["n_trained_tokens"] = stats["n_trained_response_tokens"] + int(dist.all_reduce_sum(
+        float(sum(len(r.prompt_ids) for r in trained))))
     return stats
 
 

@@ -87,6 +87,11 @@ def test_run_budget_counts_optimizer_steps_as_the_update_splits_them(tmp_path):
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     b = rq_steps.run_budget(run, 3)
     assert b == {"mode": "selfplay", "training_steps": 3, "optimizer_steps": 6, "trained_sequences": 270,
-                 "response_tokens_approx": 3 * 90 * 20}
+                 "response_tokens": 3 * 90 * 20, "tokens_exact": False, "trained_tokens": None}
+    # a run that logs its trained tokens (every step) is counted exactly
+    rows = [dict(r, n_trained_response_tokens=1000 + r["step"], n_trained_tokens=5000) if r["step"] else r for r in rows]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    b = rq_steps.run_budget(run, 3)
+    assert (b["response_tokens"], b["tokens_exact"], b["trained_tokens"]) == (3006, True, 15000)
     (run / "config.yaml").write_text(yaml.safe_dump({"mode": "sft", "mini_batch_size": 64}))
     assert rq_steps.run_budget(run, 2)["optimizer_steps"] == 2

@@ -25,7 +25,7 @@ QUICK_RUNS = ["selfplay_s0", "selfplay_s1", "band_s0", "band_s1", "frozen_s0", "
               "azr_code_s0", "sft_s0"]
 # the protocol's steps on the quick preset (2 seeds): base + 2 x (selfplay, rlvr) on both splits, band on the first
 QUICK_DATA_JOBS = {"base": 1, "eval_tasks": 2, "rlvr_tasks": 1, "train": 10, "eval": 12, "leash_tasks": 1,
-                   "leash_eval": 1, "rq2": 2, "rq3_entropy": 6, "sparsity": 3, "sparsity_curve": 5}
+                   "leash_eval": 1, "rq2": 2, "rq3_entropy": 8, "sparsity": 3, "sparsity_curve": 5}
 
 
 def snakemake(results: Path, *args: str, profile: str = "local", timeout: int = 1800, **popen):
@@ -67,8 +67,11 @@ def test_every_pipeline_preset_loads_and_has_its_training_preset():
     assert [r.name for r in run_plan(load_settings("quick"))] == QUICK_RUNS
     gpu = load_settings("coder7b")
     assert gpu.eval_n == 256 and gpu.train_gpus == 4 and {"humaneval+", "mbpp+"} <= set(gpu.benchmarks)
-    # no RLVR task file on the GPU presets: the baselines are left out, not run on nothing
-    assert not [r for r in run_plan(gpu) if r.command != "train"]
+    # the GPU presets' RLVR/SFT baselines train on AZR's seed files; without any task source they are left out
+    assert gpu.rlvr_source == "azr_seeds" and sum(r.command == "train-rlvr" for r in run_plan(gpu)) == len(gpu.seeds)
+    assert not [r for r in run_plan(load_settings("coder7b", ["rlvr_tasks=0"])) if r.command != "train"]
+    with pytest.raises(ConfigError, match="rlvr_source"):
+        load_settings("coder7b", ["rlvr_source=web"])
     assert load_settings("quick", ["eval_n=4"]).eval_n == 4
     with pytest.raises(ConfigError, match="unknown config key nope"):
         load_settings("quick", ["nope=1"])
@@ -149,9 +152,10 @@ def test_the_slurm_profile_dry_run_of_the_gpu_presets(tmp_path):
         assert rc == 0, out[-3000:]
         assert "Using profile" in out and "profiles/slurm" in out
         jobs = planned_jobs(out)
-        # no RLVR/SFT tasks file: self-play, band and frozen per seed, azr_code once; base + 3 self-play
-        # + 3 band (first benchmark only) evaluated
-        assert jobs["train"] == 10 and jobs["eval"] == 4 * 3 + 3 and jobs["sparsity"] == 1
+        # self-play, band, frozen and RLVR per seed (RLVR on AZR's seed files), azr_code and SFT once;
+        # base + 3 self-play + 3 RLVR on every benchmark, 3 band on the first
+        assert jobs["train"] == 14 and jobs["eval"] == 7 * 3 + 3 and jobs["sparsity"] == 3
+        assert jobs["rlvr_tasks"] == 1 and "rlvr-tasks 720 --source azr_seeds" in out
         assert f"torchrun --standalone --nproc-per-node {gpus} -m azrlib.cli train --resume --config {preset}" in out
         train = out[out.index("rule train:"):]
         assert f"gpu={gpus}" in train.split("Shell command")[0] and "runtime=4320" in train.split("Shell command")[0]
@@ -301,7 +305,7 @@ def test_quick_preset_end_to_end_then_a_rerun_does_nothing(tmp_path):
     rc, out = snakemake(R, "--dry-run", "--config", "rq2_m=2")
     assert rc == 0 and planned_jobs(out) == {"rq2": 2, **downstream_of_results}, out[-3000:]
     rc, out = snakemake(R, "--dry-run", "--config", "rq3_n=3")
-    assert rc == 0 and planned_jobs(out) == {"rq3_entropy": 6, **downstream_of_results}, out[-3000:]
+    assert rc == 0 and planned_jobs(out) == {"rq3_entropy": 8, **downstream_of_results}, out[-3000:]
     rc, out = snakemake(R, "--dry-run", "--config", "train_overrides=[lr=0.0002]")
     data = {k: v for k, v in QUICK_DATA_JOBS.items() if k not in ("base", "eval_tasks", "rlvr_tasks")}
     data["eval"] -= 2  # the base's two evaluations stay

@@ -95,6 +95,14 @@ def test_rq5_is_the_paired_difference_and_the_overview_holds_every_test(rd):
         diffs.append(np.mean([a[p] - b[p] for p in a]))
     assert tests[0]["estimate"].estimate == pytest.approx(np.mean(diffs))
     assert out["per_seed_difference"] == pytest.approx(diffs)
+    # the entropy test: band - self-play solver entropy at the last checkpoint, the direct mean
+    df = pr.rq3_frame(rd)
+    last = df[(df["role"] == "solve") & (df["step"] == df["step"].max())]
+    h = {kind: last[last["kind"] == kind]["entropy_full"].mean() for kind in ("band", "selfplay")}
+    entropy = [t for t in tests if "entropy" in t["takeaway"]][0]
+    assert entropy["estimate"].estimate == pytest.approx(h["band"] - h["selfplay"])
+    assert entropy["direction"] == "within" and entropy["bounds"] == pytest.approx(
+        (-0.2 * h["selfplay"], 0.2 * h["selfplay"]), abs=1e-4)
     table = pr.rq5_intervals(out)
     assert list(table["interval"]) == ["bootstrap", "moment", "t_over_seeds"]
     everything, notes = pr.all_tests(rd, n_bootstrap=200)

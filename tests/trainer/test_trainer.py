@@ -64,6 +64,7 @@ def test_run_writes_logs_and_checkpoints(tiny_model, tmp_path):
                 "buffer/deduction", "response_length/induction/solve"):
         assert key in m, key
     assert not any(k.startswith("time/") for k in m)
+    assert m["n_trained_tokens"] > m["n_trained_response_tokens"] >= m["n_trained_sequences"] > 0  # RQ4's budget
     assert [t["step"] for t in records(path / "timings.jsonl")] == [1, 2]
     tasks = records(path / "tasks.jsonl")
     assert len(tasks) == 2 * 3 * 3 and {t["task_type"] for t in tasks} == {"deduction", "abduction", "induction"}
@@ -249,6 +250,8 @@ def test_sft_mode_lowers_the_loss_on_its_tasks(tiny_model, tmp_path, capsys):
                      "lr=0.003", "validate_every=0", "checkpoint_every=4", "torch_threads=1"]) == 0
     run_dir = Path(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["run_dir"])
     losses = [m["loss/sft"] for m in records(run_dir / "metrics.jsonl")[1:]]
+    m = records(run_dir / "metrics.jsonl")[1]
+    assert m["n_trained_tokens"] > m["n_trained_response_tokens"] >= m["n_sequences"] == 10
     assert len(losses) == 8 and losses[-1] < 0.8 * losses[0]
     assert (run_dir / "checkpoints" / "step_000008" / "model.safetensors").is_file()
 

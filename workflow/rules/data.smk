@@ -35,14 +35,15 @@ rule eval_tasks:
 
 
 rule rlvr_tasks:
-    """Verified tiny-world tasks for the RLVR and SFT baselines."""
+    """Verified tasks for the RLVR and SFT baselines (the tiny world's, or AZR's seed files on GPU presets)."""
     output:
         "data/rlvr_tasks.jsonl",
     params:
         n=S.rlvr_tasks,
+        source=S.rlvr_source,
     log:
         "logs/data/rlvr_tasks.log",
     benchmark:
         "benchmarks/data/rlvr_tasks.tsv"
     shell:
-        "{AZR} rlvr-tasks {params.n} --out {R}/{output} > {R}/{log} 2>&1"
+        "{AZR} rlvr-tasks {params.n} --source {params.source} --out {R}/{output} > {R}/{log} 2>&1"
