@@ -66,6 +66,8 @@ class TrainConfig:
                                              "last 10 (AZR's shipped parser) instead of exactly 10 (the paper)")
     banned_modules: tuple[str, ...] = option(AZR_BANNED_MODULES, "imports that invalidate a proposal")
     buffer_cap: int = option(16384, "tasks kept per buffer (AZR: 16384)")
+    keep_tasks: str = option("all", "which valid proposals join the buffer: all (AZR) | learnable (only those whose "
+                             "learnability solve rate p has 0 < p < 1; tiny preset)")
     buffer_policy: str = option("drop_oldest", "when full: drop_oldest (ours) | keep_oldest (AZR)")
     seed_tasks: str = option("", "JSONL of tasks to seed the buffers with (empty: AZR's zero triplet only)")
     seed_buffer_size: int = option(0, "before step 1, propose until each buffer holds this many tasks (AZR: 256)")
@@ -105,6 +107,7 @@ class TrainConfig:
             (self.proposer_reward in PROPOSER_REWARDS, f"proposer_reward must be one of {PROPOSER_REWARDS}"),
             (self.advantage in ESTIMATORS, f"advantage must be one of {ESTIMATORS}"),
             (self.buffer_policy in ("drop_oldest", "keep_oldest"), "buffer_policy must be drop_oldest or keep_oldest"),
+            (self.keep_tasks in ("all", "learnable"), f"keep_tasks must be all or learnable, got {self.keep_tasks!r}"),
             (self.output_overflow in ("reject", "truncate"), "output_overflow must be reject or truncate"),
             (self.dtype in ("float32", "bfloat16"), "dtype must be float32 or bfloat16"),
             (self.batch_size >= 1 and self.n_solver_samples >= 1 and self.steps >= 0, "batch sizes must be positive"),

@@ -6,7 +6,9 @@ temperature; every proposal is parsed and validated in the sandbox. A valid prop
 prompt cannot fit the context (with `max_new_tokens_solve`) is rejected (`solve_prompt_too_long`).
 Each valid proposal then gets `n_solver_samples` solver samples from the current policy at the
 rollout temperature (AZR's master branch accidentally sampled these greedily); their solve rate p
-gives the proposer reward (`azr`, `azr_code` or `band`). A valid proposal left without samples (the
+gives the proposer reward (`azr`, `azr_code` or `band`). Every rated valid proposal joins its buffer
+(AZR), or with `keep_tasks: learnable` only those with 0 < p < 1 (a departure the tiny preset takes:
+unsolvable self-proposed induction tasks made the solver's induction worse). A valid proposal left without samples (the
 engine failed) is logged (`no_learnability_samples`) and left out of the step: no reward, no
 gradient, not added to the buffer. The learnability samples are not trained on.
 """
@@ -131,7 +133,8 @@ def propose(runner, step: int, with_learnability: bool = True) -> PhaseResult:
         if rec["solve_rate"] is not None:
             g["solve_rate"].append(rec["solve_rate"])
             g["learnability"].append(learnability_reward(rec["solve_rate"], cfg.proposer_reward))
-            result.new_tasks[t].append(Task.from_json(task))
+            if _kept(rec["solve_rate"], cfg.keep_tasks):
+                result.new_tasks[t].append(Task.from_json(task))
         result.task_rows.append(rec)
     for t, g in per_type.items():
         result.stats.update(_type_stats(t, g))
@@ -139,6 +142,12 @@ def propose(runner, step: int, with_learnability: bool = True) -> PhaseResult:
     if unrated:
         result.stats["skipped/unrated_proposals"] = unrated
     return result
+
+
+def _kept(rate: float, rule: str) -> bool:
+    """Whether a rated valid proposal joins the buffer (`keep_tasks`): AZR keeps every one;
+    `learnable` only those with 0 < p < 1 (docs/experiments/tiny_base.md, "keep_tasks")."""
+    return rule == "all" or 0 < rate < 1
 
 
 def _validate(runner, step: int, parsed: list) -> dict[int, Validation]:
