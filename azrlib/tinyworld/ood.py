@@ -51,7 +51,9 @@ REFERENCE_SEED, REFERENCE_PROGRAMS = 0, 12000
 
 def _canonical_shape(node: ast.expr) -> str:
     """An expression's text with names renamed n0, n1, ... in order of appearance and every
-    constant blanked (0, '', ...): what it computes, up to argument names and constants."""
+    constant blanked (0, '', ...): what it computes, up to argument names and constants. Function
+    names are renamed too (`str(a - 3)` and `abs(a - 3)` share a shape), which only makes the
+    disjointness check stricter."""
     node = copy.deepcopy(node)
     names: dict[str, str] = {}
     for n in ast.walk(node):
@@ -206,7 +208,9 @@ def check_disjoint(tasks: Sequence[Task], reference: set[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m azrlib.tinyworld.ood [--out FILE]`: rebuild the committed split (deterministic)."""
+    """`python -m azrlib.tinyworld.ood [--out FILE]`: rebuild the committed split (deterministic).
+    `--families pair_helper` (or `pair_nested`) builds one family alone, as measured in
+    docs/experiments/tiny_base.md."""
     import argparse
 
     from azrlib.sandbox import Executor
