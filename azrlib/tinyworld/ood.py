@@ -194,12 +194,27 @@ def build_ood_benchmark(executor, per_type: int = OOD_PER_TYPE, seed: int = OOD_
             quota[(open_types[0], cell)] -= 1
     if any(v > 0 for v in quota.values()):
         raise RuntimeError(f"could not fill the OOD quotas: {quota}")
-    for t in TASK_TYPES:
-        # a seeded shuffle, not program order: the cells that fill first (int) would otherwise
-        # crowd the front, and the pipeline evaluates an evenly spaced subset (`eval_subset`)
-        got[t].sort(key=lambda task: task.meta["index"])
-        random.Random(f"tinyworld-ood-order:{seed}:{t}").shuffle(got[t])
-    return got
+    return {t: _interleave(got[t], cells, f"tinyworld-ood-order:{seed}:{t}") for t in TASK_TYPES}
+
+
+def _interleave(tasks: list[Task], cells: Sequence[tuple[str, str]], seed: str) -> list[Task]:
+    """`tasks` ordered so that every run of len(cells) positions holds one task of each cell, in
+    a rotating order (position p takes cell (p + p // len(cells)) % len(cells)), each cell's
+    tasks in a seeded shuffle: the pipeline evaluates an evenly spaced subset (`eval_subset`), and
+    program order would crowd the front with the cells that fill first (int results)."""
+    rng = random.Random(seed)
+    queues = {cell: sorted((x for x in tasks if (x.meta["family"], x.meta["returns"]) == cell),
+                           key=lambda x: x.meta["index"]) for cell in cells}
+    for queue in queues.values():
+        rng.shuffle(queue)
+    out: list[Task] = []
+    for p in range(len(tasks)):
+        for step in range(len(cells)):  # the next cell in rotation that still has tasks
+            queue = queues[cells[(p + p // len(cells) + step) % len(cells)]]
+            if queue:
+                out.append(queue.pop(0))
+                break
+    return out
 
 
 def check_disjoint(tasks: Sequence[Task], reference: set[str]) -> list[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import itertools
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -49,6 +50,21 @@ def test_split_has_100_plus_tasks_per_type_balanced_over_families_and_return_kin
     programs = [t.program for tasks in split.values() for t in tasks]
     shapes = [ood.returned_shape(p) for p in programs]
     assert len(set(shapes)) == len(programs)  # one task per held-out composition
+
+
+def test_the_pipelines_evenly_spaced_subset_is_balanced_too():
+    """The tiny pipeline evaluates 30 tasks per type (`eval_subset`, evenly spaced): the file's
+    order gives each (family, return kind) cell 5 of them, and each family half of any subset."""
+    from azrlib.pipeline.steps import eval_subset
+    rows = [json.loads(line) for line in OOD_FILE.read_text().splitlines()]
+    for per_type, cell_count in ((30, 5), (90, 15)):
+        chosen = eval_subset(rows, per_type)
+        for task_type in TASK_TYPES:
+            cells = Counter((r["meta"]["family"], r["meta"]["returns"]) for r in chosen if r["task_type"] == task_type)
+            assert set(cells.values()) == {cell_count}, (per_type, task_type, cells)
+    for task_type in TASK_TYPES:
+        families = Counter(r["meta"]["family"] for r in eval_subset(rows, 100) if r["task_type"] == task_type)
+        assert set(families.values()) == {50}, families
 
 
 def test_every_program_composes_two_operations(split):
