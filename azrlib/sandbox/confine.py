@@ -218,6 +218,15 @@ def drop_privileges(config):
             os._exit(71)
 
 
+def trim_heap():
+    """Give the C heap's free pages back to the kernel (glibc `malloc_trim`), so that a fork copies
+    fewer page-table entries."""
+    try:
+        _libc.malloc_trim(0)
+    except AttributeError:  # not glibc
+        pass
+
+
 def set_parent_death_signal():
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 

@@ -134,8 +134,11 @@ def _serve(sock, config):
     # a runner then runs it without writing into (and copying) the pages it inherited. Then freeze
     # the heap, so that a runner's garbage collector does not touch those pages either.
     env, cwd = dict(config["env"]), os.getcwd()
+    os.environ.clear()
+    os.environ.update(env)
+    env_data = dict(os.environ._data)
     for k in range(40):
-        runner._reset_state(config, env)
+        runner._reset_state(config, env, env_data)
         status, value, _ = runner.run_one("call", "def f(x):\n    return [x, (x, 'a')]", marshal.dumps(((k,), {})), 1000, {})
         runner.check_frame(runner.result_frame(status, value, 0.001)[4:], 1000)
         runner.run_one("call", "def f(x, y=()):\n    return [x, {x: y}]", "((1,), {'y': (2.5, 'a')})", 1000)
@@ -153,6 +156,7 @@ def _serve(sock, config):
     import gc
     gc.collect()
     gc.freeze()
+    confine.trim_heap()
     me = os.getpid()
     while True:
         try:
