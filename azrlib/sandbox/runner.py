@@ -126,10 +126,7 @@ def runner_main(req_fd, res_fd, config, parent_pid):
         max_chars = config["max_output_chars"]
         flush_items = max(1, int(job["flush_items"]))
         out, last, compiled = [], time.monotonic(), {}
-        env = dict(config["env"])
-        os.environ.clear()
-        os.environ.update(env)
-        env_data = dict(os.environ._data)
+        env, env_data = config["env"], config["env_data"]
         for kind, program, args, _timeout in job["items"]:
             _reset_state(config, env, env_data)
             t0 = time.perf_counter()
@@ -146,8 +143,8 @@ def runner_main(req_fd, res_fd, config, parent_pid):
 
 
 def _reset_state(config, env, env_data=None):
-    """`env` is the environment the runner started with (its own copy, as str -> str), `env_data`
-    the same as `os.environ` stores it (encoded), for a cheap exact check that nothing changed."""
+    """`env` is the environment runners start with (str -> str), `env_data` the same as
+    `os.environ` stores it (encoded), for a cheap exact check that nothing changed."""
     try:
         sys.settrace(None)
         sys.setprofile(None)

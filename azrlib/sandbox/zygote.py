@@ -136,7 +136,7 @@ def _serve(sock, config):
     env, cwd = dict(config["env"]), os.getcwd()
     os.environ.clear()
     os.environ.update(env)
-    env_data = dict(os.environ._data)
+    config["env_data"] = env_data = dict(os.environ._data)  # what every runner starts with
     for k in range(40):
         runner._reset_state(config, env, env_data)
         status, value, _ = runner.run_one("call", "def f(x):\n    return [x, (x, 'a')]", marshal.dumps(((k,), {})), 1000, {})
@@ -148,6 +148,7 @@ def _serve(sock, config):
         marshal.loads(runner.read_frame(req_r, 1 << 20))
         os.close(req_r)
     os.chdir(cwd)
+    confine.inherit_code_mappings()
     # Landlock once, here, for every runner to inherit (a ruleset is inherited across fork and
     # cannot be loosened); the fork server itself opens no file from now on.
     if config["landlock"] and not confine.apply_landlock(config["landlock"], config["read_paths"],
@@ -156,7 +157,6 @@ def _serve(sock, config):
     import gc
     gc.collect()
     gc.freeze()
-    confine.trim_heap()
     me = os.getpid()
     while True:
         try:
