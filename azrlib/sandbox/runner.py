@@ -142,6 +142,13 @@ def runner_main(req_fd, res_fd, config, parent_pid):
         os._exit(0)
 
 
+def set_environment(env):
+    """Make `os.environ` exactly `env`; returns its encoded store, for `_reset_state`."""
+    os.environ.clear()
+    os.environ.update(env)
+    return dict(os.environ._data)
+
+
 def _reset_state(config, env, env_data=None):
     """`env` is the environment runners start with (str -> str), `env_data` the same as
     `os.environ` stores it (encoded), for a cheap exact check that nothing changed."""
