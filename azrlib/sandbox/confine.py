@@ -5,7 +5,8 @@ fork server (`apply_landlock`), before it forks any runner, so that every runner
 `confine(config, ...)` is called by a freshly forked runner once it holds its job and before it
 runs any program (rlimits, uid, seccomp: seccomp cannot go in the fork server, which must fork).
 Every layer that fails to apply when asked for kills the process (exit status 71), never runs a
-program unconfined.
+program unconfined. Not a layer, but here because it also needs libc: `inherit_code_mappings`, run
+once by the fork server, so that runners inherit its mapped code instead of faulting it in.
 """
 
 import ctypes
