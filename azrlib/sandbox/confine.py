@@ -5,7 +5,8 @@ fork server (`apply_landlock`), before it forks any runner, so that every runner
 `confine(config, ...)` is called by a freshly forked runner once it holds its job and before it
 runs any program (rlimits, uid, seccomp: seccomp cannot go in the fork server, which must fork).
 Every layer that fails to apply when asked for kills the process (exit status 71), never runs a
-program unconfined.
+program unconfined. Not a layer, but here because it also needs libc: `inherit_code_mappings`, run
+once by the fork server, so that runners inherit its mapped code instead of faulting it in.
 """
 
 import ctypes
@@ -216,6 +217,37 @@ def drop_privileges(config):
         os.setuid(config["uid"])
         if os.getuid() == 0 or os.geteuid() == 0:
             os._exit(71)
+
+
+def inherit_code_mappings():
+    """Make fork hand this process's mapped code pages to its children. Linux copies the page
+    table of a private file mapping at fork only when the mapping already holds an anonymous
+    page, so a fresh child takes a page fault for every few pages of the interpreter's code it
+    runs. Writing one byte of each read-only file mapping onto itself (under a brief mprotect of
+    the whole mapping, so that it is not split) gives it such a page, with unchanged content.
+    Best effort: a mapping that refuses is left as it was."""
+    PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
+    _libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    done = 0
+    try:
+        with open("/proc/self/maps") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return 0
+    for line in lines:
+        parts = line.split()
+        if len(parts) < 6 or not parts[5].startswith("/") or parts[1] not in ("r-xp", "r--p"):
+            continue
+        start, end = (int(x, 16) for x in parts[0].split("-"))
+        prot = PROT_READ | (PROT_EXEC if parts[1][2] == "x" else 0)
+        if _libc.mprotect(start, end - start, prot | PROT_WRITE) != 0:
+            continue
+        byte = ctypes.c_char.from_address(start)
+        byte.value = byte.value  # a private copy of this one page, same bytes
+        if _libc.mprotect(start, end - start, prot) != 0:
+            os._exit(71)  # never leave code writable
+        done += 1
+    return done
 
 
 def set_parent_death_signal():

@@ -126,9 +126,9 @@ def runner_main(req_fd, res_fd, config, parent_pid):
         max_chars = config["max_output_chars"]
         flush_items = max(1, int(job["flush_items"]))
         out, last, compiled = [], time.monotonic(), {}
-        env = dict(config["env"])
+        env, env_data = config["env"], config["env_data"]
         for kind, program, args, _timeout in job["items"]:
-            _reset_state(config, env)
+            _reset_state(config, env, env_data)
             t0 = time.perf_counter()
             status, value, error = run_one(kind, program, args, max_chars, compiled)
             seconds = time.perf_counter() - t0
@@ -142,15 +142,24 @@ def runner_main(req_fd, res_fd, config, parent_pid):
         os._exit(0)
 
 
-def _reset_state(config, env):
-    """`env` is the environment the runner started with (its own copy, as str -> str)."""
+def set_environment(env):
+    """Make `os.environ` exactly `env`; returns its encoded store, for `_reset_state`."""
+    os.environ.clear()
+    os.environ.update(env)
+    return dict(os.environ._data)
+
+
+def _reset_state(config, env, env_data=None):
+    """`env` is the environment runners start with (str -> str), `env_data` the same as
+    `os.environ` stores it (encoded), for a cheap exact check that nothing changed."""
     try:
         sys.settrace(None)
         sys.setprofile(None)
         sys.setrecursionlimit(DEFAULT_RECURSION_LIMIT)
         os.umask(0o022)
         os.chdir(config["tmp"])
-        if os.environ != env:  # what clear() and update() would restore; cheap when unchanged
+        data = getattr(os.environ, "_data", None)
+        if type(data) is not dict or data != env_data:  # changed, replaced, or no snapshot
             os.environ.clear()
             os.environ.update(env)
     except BaseException:  # noqa: B902 - a program of this same author broke the tools; carry on

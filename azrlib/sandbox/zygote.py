@@ -129,13 +129,13 @@ def _serve(sock, config):
     keep = sock.fileno()
     os.closerange(3, keep)
     os.closerange(keep + 1, 4096)
-    # Warm what runners use (compiler, parser, canonical repr, frames, the per-item reset) here, on
-    # constant programs, often enough that the interpreter has quickened and specialised that code:
-    # a runner then runs it without writing into (and copying) the pages it inherited. Then freeze
-    # the heap, so that a runner's garbage collector does not touch those pages either.
+    # Warm what runners use (compiler, parser, canonical repr, frames, the per-item reset) on constant
+    # programs until it is quickened and specialised, so that runners run it without copying the pages
+    # they inherit; then freeze the heap, so that a runner's garbage collector leaves them alone too.
     env, cwd = dict(config["env"]), os.getcwd()
+    config["env_data"] = env_data = runner.set_environment(env)  # every runner starts with this
     for k in range(40):
-        runner._reset_state(config, env)
+        runner._reset_state(config, env, env_data)
         status, value, _ = runner.run_one("call", "def f(x):\n    return [x, (x, 'a')]", marshal.dumps(((k,), {})), 1000, {})
         runner.check_frame(runner.result_frame(status, value, 0.001)[4:], 1000)
         runner.run_one("call", "def f(x, y=()):\n    return [x, {x: y}]", "((1,), {'y': (2.5, 'a')})", 1000)
@@ -145,6 +145,7 @@ def _serve(sock, config):
         marshal.loads(runner.read_frame(req_r, 1 << 20))
         os.close(req_r)
     os.chdir(cwd)
+    confine.inherit_code_mappings()  # reads /proc/self/maps: before Landlock
     # Landlock once, here, for every runner to inherit (a ruleset is inherited across fork and
     # cannot be loosened); the fork server itself opens no file from now on.
     if config["landlock"] and not confine.apply_landlock(config["landlock"], config["read_paths"],
