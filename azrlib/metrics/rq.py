@@ -256,7 +256,16 @@ def rq2_length_interaction(rows: Sequence[dict], total_steps: Mapping, reference
     """Model x difficulty interaction for response length: on the same questions, mean response
     length ~ 1 + d + tuned + tuned * d, with d = 1 - solve rate of the fixed `reference` model (so
     both models share the difficulty axis). The coefficient of tuned * d is how much more the tuned
-    model's length grows with difficulty than the reference's ("adapts its length": > 0)."""
+    model's length grows with difficulty than the reference's ("adapts its length": > 0). A question
+    drawn into two bins (the same program and input proposed twice) carries one answer per model,
+    so its repeated rows are counted once."""
+    seen, unique = set(), []
+    for r in rows:
+        k = (r.get("seed"), r["qid"], r["model"])
+        if k not in seen:
+            seen.add(k)
+            unique.append(r)
+    rows = unique
     ref, tun = _question_arrays(rows, total_steps, reference), _question_arrays(rows, total_steps, tuned)
     key = lambda a: list(zip(a["seed"].tolist(), a["qid"].tolist()))  # noqa: E731
     position = {k: i for i, k in enumerate(key(ref))}

@@ -191,6 +191,10 @@ def test_rq2_interaction_equals_difference_of_separate_slopes():
         slopes.append(np.polyfit(d, [by[k] for k in base], 1)[0])
     assert res["clustered"].estimate == pytest.approx(slopes[1] - slopes[0])
     assert res["bootstrap"].ci_low > 0 and res["clustered"].ci_low > 0
+    # a question drawn twice (its rows repeated, as when one proposal lands in two bins) counts once
+    repeated = rows + [r for r in rows if r["qid"] == "q0"]
+    again = rq2_length_interaction(repeated, total, "base", "final", n_bootstrap=10)
+    assert again["clustered"].estimate == pytest.approx(res["clustered"].estimate)
     broken = [r for r in rows if not (r["model"] == "final" and r["qid"] == "q0")]
     with pytest.raises(ValueError, match="same"):
         rq2_length_interaction(broken, total, "base", "final", n_bootstrap=10)
