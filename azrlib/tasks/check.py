@@ -30,19 +30,27 @@ from azrlib.tasks.verify import verify_answers
 RECORDED_PREAMBLE = "from collections import Counter, OrderedDict, defaultdict"
 
 
-def read_jsonl(path: str | Path) -> list[dict]:
+def jsonl_rows(path: str | Path) -> list[dict]:
+    """The rows of an AZR-format JSONL file; FileNotFoundError or ValueError naming the path (and line)."""
     path = Path(path)
     if not path.is_file():
-        raise SystemExit(f"azr check-tasks: no such file: {path}")
+        raise FileNotFoundError(f"no such file: {path}")
     rows = []
-    with path.open() as f:
+    with path.open(encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             if line.strip():
                 try:
                     rows.append(json.loads(line))
                 except json.JSONDecodeError as e:
-                    raise SystemExit(f"azr check-tasks: {path}:{n}: not JSON ({e})") from None
+                    raise ValueError(f"{path}:{n}: not JSON ({e})") from None
     return rows
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    try:
+        return jsonl_rows(path)
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"azr check-tasks: {e}") from None
 
 
 def program_of(row: dict) -> str:

@@ -14,31 +14,15 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import json
 import random
 from pathlib import Path
 
+from azrlib.tasks.check import jsonl_rows, program_of
 from azrlib.tasks.types import TASK_TYPES, Task
 from azrlib.tasks.validation import ValidationConfig, validate_induction, validate_triplets
 
 TRIPLET_FILE = "azr_seeds/3b_coder_seed_io.jsonl"
 INDUCTION_FILE = "azr_seeds/3b_coder_code_f_seed_io.jsonl"
-
-
-def _rows(path: Path) -> list[dict]:
-    rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{n}: not JSON ({e})") from None
-    return rows
-
-
-def _program(row: dict) -> str:
-    imports = [i for i in row.get("imports") or [] if i.strip() and i.strip() not in row["snippet"]]
-    return "\n".join(imports + [row["snippet"]])
 
 
 def seed_pool(executor, data_dir: str | Path, n: int = 0, n_shown: int = 5, seed: int = 0,
@@ -51,18 +35,18 @@ def seed_pool(executor, data_dir: str | Path, n: int = 0, n_shown: int = 5, seed
     missing = [str(p) for p in files.values() if not p.is_file()]
     if missing:
         raise FileNotFoundError(f"AZR seed file(s) not found: {', '.join(missing)} (set AZR_DATA_DIR; docs/data.md)")
-    triplets = [r for r in _rows(files[TRIPLET_FILE]) if "input" in r and "snippet" in r]
-    induction = [r for r in _rows(files[INDUCTION_FILE]) if "inputs" in r and "snippet" in r]
+    triplets = [r for r in jsonl_rows(files[TRIPLET_FILE]) if "input" in r and "snippet" in r]
+    induction = [r for r in jsonl_rows(files[INDUCTION_FILE]) if "inputs" in r and "snippet" in r]
     rejected: collections.Counter = collections.Counter()
     by_type: dict[str, list[Task]] = {t: [] for t in TASK_TYPES}
-    for v in validate_triplets(executor, [("deduction", _program(r), r["input"]) for r in triplets], cfg):
+    for v in validate_triplets(executor, [("deduction", program_of(r), r["input"]) for r in triplets], cfg):
         if not v.ok:
             rejected[f"triplet/{v.reason}"] += 1
             continue
         for t in ("deduction", "abduction"):
             by_type[t].append(dataclasses.replace(v.task, task_type=t, meta={"source": "azr_seed"}))
     icfg = dataclasses.replace(cfg, min_induction_inputs=n_shown + 1)
-    for v in validate_induction(executor, [(_program(r), list(r["inputs"]), r.get("message", "")) for r in induction],
+    for v in validate_induction(executor, [(program_of(r), list(r["inputs"]), r.get("message", "")) for r in induction],
                                 icfg):
         if v.ok:
             by_type["induction"].append(dataclasses.replace(v.task, meta={"source": "azr_seed"}))
