@@ -7,12 +7,26 @@ All three run the same (program, input) calls with a determinism double run:
 - azr-style: AZR's executor design: one reused pebble worker (`ProcessPool(max_workers=1)`), one
   scheduled call per program with a timeout, the program under a header of stdlib imports with
   stdout captured, the double call inside the worker;
+- fork floor: what the invariant "one fresh process per author in each of two runs" costs with no
+  isolation and no checking at all: one bare `python -S` lane per core, preloaded like the sandbox's
+  fork server; per author it forks twice, the child execs the program and makes the calls (the
+  second in reverse order), sends the reprs back in one pipe write and exits. No design that keeps
+  that invariant can beat it on the same machine, so `azrlib / fork floor` is the price of the
+  isolation layers and the attribution, and `fork floor / unsafe` the price of the invariant;
+- fork floor + confinement: the fork floor whose children first apply the runner's own layers
+  (`confine.confine`: rlimits, a uid of their own when run as root, a Landlock scope, the seccomp
+  filter), the per-process part of the isolation; what is left between it and azrlib is the price
+  of the clean fork server, the hand-over of the job after the fork, the strict checks and the
+  attribution of results;
+- fork floor, one run: the same as the fork floor with one fresh process per author that makes each call twice
+  inside it (AZR's determinism check, in a process of its own): the floor of a sandbox that gave up
+  the second interpreter (and with it the hash-seed, `id()` and pid checks);
 - azrlib: `Executor.run_many` (bubblewrap + seccomp + Landlock + uid, two interpreters, one fresh
   process per author in each).
 Two workloads: "per author" is how the trainer batches (one program on several inputs: induction's
 hidden inputs, one proposal's learnability answers), `--authors` programs x `--inputs` inputs;
 "one call per program" (`--singles`) is the worst case, every call its own author. Rates are calls
-per second, best of `--repeats`. Goal: azrlib >= 0.3x unsafe per author, on 2 cores.
+per second, best of `--repeats` rounds in which the arms take turns. Goal: azrlib >= 0.3x unsafe per author, on 2 cores.
 
 Besides the rates it prints the CPU time the executor spent per author-run (one author in one
 family: a fresh runner), summed over this process and every sandbox process (the workers' live
@@ -105,6 +119,124 @@ def run_azr_style(programs, timeout_s: float = 10.0) -> int:
     return ok
 
 
+# A fork-floor lane: stdlib only, run as `python -S -s -B -c LANE RUNS CONFINE MODULES...` (RUNS:
+# 2 = two processes per author, 1 = one process calling twice; CONFINE: "" or the JSON config for
+# the sandbox's `confine.confine`, which the children then apply first). Reads its authors
+# (marshal: [(program, [inputs, ...]), ...]) from stdin, writes b"r", waits for one byte, runs them
+# and writes the number of calls whose two runs agreed (as text).
+LANE = r"""
+import gc, marshal, os, sys
+runs = int(sys.argv[1])
+config = None
+if sys.argv[2]:
+    import json
+    config = json.loads(sys.argv[2])
+    sys.path.insert(0, config["sandbox_dir"])
+    import confine
+for name in sys.argv[3:]:
+    __import__(name)
+authors = marshal.loads(sys.stdin.buffer.read(int(sys.stdin.buffer.readline())))
+gc.collect()
+gc.freeze()
+def run(program, inputs):
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        out = []
+        try:
+            if config is not None:
+                confine.confine(config, 10)
+            g = {}
+            exec(program, g)
+            for x in inputs:
+                try:
+                    a = repr(eval("f(%s)" % x, g))
+                    out.append(a if runs == 2 or a == repr(eval("f(%s)" % x, g)) else None)
+                except Exception:
+                    out.append(None)
+        finally:
+            os.write(w, marshal.dumps(out))
+            os._exit(0)
+    os.close(w)
+    chunks = []
+    while True:
+        chunk = os.read(r, 1 << 16)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(r)
+    os.waitpid(pid, 0)
+    return marshal.loads(b"".join(chunks))
+sys.stdout.write("r")
+sys.stdout.flush()
+sys.stdin.buffer.read(1)
+ok = 0
+for program, inputs in authors:
+    a = run(program, inputs)
+    b = run(program, inputs[::-1])[::-1] if runs == 2 else a
+    ok += sum(x is not None and x == y for x, y in zip(a, b))
+sys.stdout.write(str(ok))
+sys.stdout.flush()
+"""
+
+
+def _preload() -> list[str]:
+    """The sandbox fork server's preloaded modules (`zygote.PRELOAD`; zygote.py runs as a script
+    beside its modules, so it is read, not imported)."""
+    import ast
+    import azrlib.sandbox
+    path = os.path.join(os.path.dirname(azrlib.sandbox.__file__), "zygote.py")
+    for node in ast.parse(open(path).read()).body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "PRELOAD":
+            return list(ast.literal_eval(node.value))
+    raise RuntimeError("zygote.PRELOAD not found")
+
+
+def confine_config(lane: int) -> str:
+    """The JSON config of the sandbox's runner layers for the fork floor + confinement arm: the
+    Executor's defaults (1 GiB, 16 MiB files, 64 processes), every layer this machine has."""
+    import json
+    import azrlib.sandbox
+    from azrlib.sandbox.isolation import detect_isolation
+    caps = detect_isolation()
+    uid = 62000 + lane if caps["can_switch_uid"] else None
+    return json.dumps({"sandbox_dir": os.path.dirname(azrlib.sandbox.__file__), "memory_bytes": 1 << 30,
+                       "file_bytes": 16 << 20, "nproc": 64, "uid": uid, "gid": uid,
+                       "landlock": int(caps["landlock_abi"]), "seccomp": bool(caps["seccomp"])})
+
+
+def run_fork_floor(programs, runs: int = 2, confined: bool = False, lanes: int | None = None) -> tuple[int, float]:
+    """(agreeing calls, seconds): the fork floor on `lanes` processes (default one per core), timed
+    from the moment every lane holds its authors and is ready, to the last lane's answer."""
+    import marshal
+    import subprocess
+    by_author: dict = {}
+    for p, x in programs:
+        by_author.setdefault(p, []).append(x)
+    authors = list(by_author.items())
+    lanes = lanes or os.cpu_count() or 1
+    procs = []
+    for k in range(lanes):
+        proc = subprocess.Popen([sys.executable, "-S", "-s", "-B", "-c", LANE, str(runs),
+                                 confine_config(k) if confined else "", *_preload()],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        data = marshal.dumps(authors[k::lanes])
+        proc.stdin.write(b"%d\n" % len(data) + data)
+        proc.stdin.flush()
+        procs.append(proc)
+    for proc in procs:
+        assert proc.stdout.read(1) == b"r"
+    t0 = time.perf_counter()
+    for proc in procs:
+        proc.stdin.write(b"g")
+        proc.stdin.close()
+    ok = sum(int(proc.stdout.read() or 0) for proc in procs)
+    seconds = time.perf_counter() - t0
+    for proc in procs:
+        proc.wait()
+    return ok, seconds
+
+
 def run_azrlib(ex: Executor, programs) -> int:
     return sum(r.status == "ok" for r in ex.run_many(programs))
 
@@ -145,13 +277,24 @@ def azrlib_cpu(ex: Executor, programs, authors: int) -> tuple[float, float]:
     return total / (2 * authors) * 1e3, total / len(programs) * 1e6
 
 
-def best_rate(fn, programs, repeats: int) -> tuple[float, int]:
-    best, ok = 0.0, 0
-    for _ in range(repeats):
+def timed(fn):
+    """`fn(programs) -> ok` as `programs -> (ok, seconds)`."""
+    def run(programs):
         t0 = time.perf_counter()
         ok = fn(programs)
-        best = max(best, len(programs) / (time.perf_counter() - t0))
-    return best, ok
+        return ok, time.perf_counter() - t0
+    return run
+
+
+def best_rates(arms, programs, repeats: int) -> list[tuple[str, float, int]]:
+    """(name, best calls/s, ok) per arm. The arms take turns within each repeat, so that a change
+    in the machine's speed during the run (common on a shared VM) reaches all of them alike."""
+    best = {name: (0.0, 0) for name, _ in arms}
+    for _ in range(repeats):
+        for name, run in arms:
+            ok, seconds = run(programs)
+            best[name] = (max(best[name][0], len(programs) / seconds), ok)
+    return [(name, *best[name]) for name, _ in arms]
 
 
 def cpu_model() -> str:
@@ -183,11 +326,14 @@ def main() -> int:
         iso = ex.isolation
         ex.run_many(make_programs(20, seed=3, inputs=2))  # warm-up
         for name, programs in workloads:
-            rows = [
-                ("unsafe in-process exec", *best_rate(run_unsafe, programs, args.repeats)),
-                ("azr-style single worker", *best_rate(run_azr_style, programs, args.repeats)),
-                ("azrlib Executor", *best_rate(lambda p: run_azrlib(ex, p), programs, args.repeats)),
-            ]
+            rows = best_rates([
+                ("unsafe in-process exec", timed(run_unsafe)),
+                ("azr-style single worker", timed(run_azr_style)),
+                ("fork floor (no isolation)", run_fork_floor),
+                ("fork floor + confinement", lambda p: run_fork_floor(p, confined=True)),
+                ("fork floor, one run (no isolation)", lambda p: run_fork_floor(p, runs=1)),
+                ("azrlib Executor", timed(lambda p: run_azrlib(ex, p))),
+            ], programs, args.repeats)
             table.append((name, len(programs), rows))
             authors = len({p for p, _ in programs})
             cpu.append((name, *azrlib_cpu(ex, programs, authors)))
@@ -200,12 +346,13 @@ def main() -> int:
           f"uid={iso['sandbox_uid']} workers={iso['workers']}; determinism double run; best of {args.repeats}")
     print(f"load average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f}")
     print()
-    print(f"| workload | executor | calls/s | ok | vs unsafe | vs azr-style |")
-    print(f"|---|---|---:|---:|---:|---:|")
+    print("| workload | executor | calls/s | ok | vs unsafe | vs azr-style | vs fork floor |")
+    print("|---|---|---:|---:|---:|---:|---:|")
     for name, n, rows in table:
-        unsafe, azr = rows[0][1], rows[1][1]
+        unsafe, azr, floor = rows[0][1], rows[1][1], rows[2][1]
         for executor, rate, ok in rows:
-            print(f"| {name} | {executor} | {rate:.0f} | {ok}/{n} | {rate / unsafe:.2f} | {rate / azr:.2f} |")
+            print(f"| {name} | {executor} | {rate:.0f} | {ok}/{n} | {rate / unsafe:.2f} | {rate / azr:.2f} "
+                  f"| {rate / floor:.2f} |")
         if len({r[2] for r in rows}) != 1:
             print(f"warning: executors disagree on the number of ok calls in '{name}'")
     print()
@@ -214,7 +361,10 @@ def main() -> int:
     for name, ms_author, us_call, us_unsafe in cpu:
         print(f"| {name} | {ms_author:.2f} ms | {us_call:.0f} us | {us_unsafe:.0f} us |")
     per_author = table[0][2]
-    print(f"\nazrlib / unsafe, per author = {per_author[2][1] / per_author[0][1]:.2f}  (goal >= 0.3)")
+    unsafe, floor, confined, floor1, azrlib = (per_author[k][1] for k in (0, 2, 3, 4, 5))
+    print(f"\nper author: azrlib / unsafe = {azrlib / unsafe:.2f} (goal >= 0.3); "
+          f"fork floor / unsafe = {floor / unsafe:.2f} (+ confinement: {confined / unsafe:.2f}; "
+          f"one run: {floor1 / unsafe:.2f}); azrlib / fork floor = {azrlib / floor:.2f}")
     return 0
 
 

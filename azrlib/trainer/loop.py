@@ -229,14 +229,12 @@ class StepRunner:
             completion = task.meta.get("completion") or render_solver_answer(task)
             prompts.append(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
             targets.append(self.tokenizer(completion, add_special_tokens=False)["input_ids"])
-        total, norm = sft_step(self.model, self.policy, self.optimizer, cfg, prompts, targets)
+        stats = sft_step(self.model, self.policy, self.optimizer, cfg, prompts, targets)
         if self.rollout_sync is not None:
             self.rollout_sync.after_update()
-        response_tokens = int(dist.all_reduce_sum(float(sum(len(x) for x in targets))))
-        return {"loss/sft": total, "grad_norm": norm, "n_sequences": len(tasks),
-                "n_trained_response_tokens": response_tokens,
-                "n_trained_tokens": response_tokens + int(dist.all_reduce_sum(float(sum(len(x) for x in prompts)))),
-                "time/update": round(time.perf_counter() - t0, 3)}
+        return {"loss/sft": stats["loss"], "grad_norm": stats["grad_norm"], "n_sequences": len(tasks),
+                "n_trained_response_tokens": stats["n_trained_response_tokens"],
+                "n_trained_tokens": stats["n_trained_tokens"], "time/update": round(time.perf_counter() - t0, 3)}
 
     # ------------------------------------------------------------------ update
 

@@ -371,9 +371,10 @@ def ppo_epoch(model, policy, optimizer, cfg, rollouts: list, advantages: list[fl
     return stats
 
 
-def sft_step(model, policy, optimizer, cfg, prompts: list[list[int]], targets: list[list[int]]) -> tuple[float, float]:
+def sft_step(model, policy, optimizer, cfg, prompts: list[list[int]], targets: list[list[int]]) -> dict:
     """Cross-entropy on `targets` given `prompts`, token mean over all ranks' target tokens, one
-    optimizer step. Returns (loss summed over ranks, grad norm)."""
+    optimizer step. Returns {"loss": summed over ranks, "grad_norm", "n_trained_response_tokens"
+    and "n_trained_tokens" (prompt + target tokens), counted over all ranks}."""
     n_tokens = dist.all_reduce_sum(float(sum(len(x) for x in targets)))
     model.train()
     optimizer.zero_grad(set_to_none=True)
@@ -389,7 +390,9 @@ def sft_step(model, policy, optimizer, cfg, prompts: list[list[int]], targets: l
     stats, _ = backward_micro_batches(model, policy, batches, loss_fn, temperature=1.0, with_entropy=False)
     norm = apply_gradients(model, optimizer, cfg.grad_clip)
     model.eval()
-    return dist.all_reduce_sum(sum(stats.get("loss", []))), norm
+    n_prompt = dist.all_reduce_sum(float(sum(len(x) for x in prompts)))
+    return {"loss": dist.all_reduce_sum(sum(stats.get("loss", []))), "grad_norm": norm,
+            "n_trained_response_tokens": int(n_tokens), "n_trained_tokens": int(n_tokens + n_prompt)}
 
 
 def _mean(xs) -> float:

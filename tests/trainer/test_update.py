@@ -108,7 +108,10 @@ def test_sft_step_matches_padded_cross_entropy():
     a, b = _model(), _model()
     opt_a = torch.optim.SGD(a.parameters(), lr=0.1)
     opt_b = torch.optim.SGD(b.parameters(), lr=0.1)
-    loss, _ = update.sft_step(a, a, opt_a, _cfg(micro_batch_tokens=8), PROMPTS, RESPONSES)
+    stats = update.sft_step(a, a, opt_a, _cfg(micro_batch_tokens=8), PROMPTS, RESPONSES)
+    loss = stats["loss"]
+    assert stats["n_trained_response_tokens"] == sum(len(r) for r in RESPONSES)
+    assert stats["n_trained_tokens"] == sum(len(p) + len(r) for p, r in zip(PROMPTS, RESPONSES))
     n = sum(len(r) for r in RESPONSES)
     batch = pack(PROMPTS, RESPONSES, [[0.0] * len(r) for r in RESPONSES], [0.0] * 4, 0)
     b.train()
