@@ -1,8 +1,9 @@
-"""Throughput of the isolated executor vs an unsafe in-process baseline and an AZR-style executor.
+"""Throughput of the isolated executor vs an unsafe in-process baseline, an AZR-style executor and
+fork floors.
 
     .venv/bin/python benchmarks/bench_sandbox.py [--authors 300] [--inputs 10] [--singles 600] [--repeats 3]
 
-All three run the same (program, input) calls with a determinism double run:
+Every arm runs the same (program, input) calls with a determinism double run:
 - unsafe: `exec` in this process, `f(inputs)` called twice, reprs compared (no isolation at all);
 - azr-style: AZR's executor design: one reused pebble worker (`ProcessPool(max_workers=1)`), one
   scheduled call per program with a timeout, the program under a header of stdlib imports with
@@ -192,22 +193,24 @@ def _preload() -> list[str]:
     raise RuntimeError("zygote.PRELOAD not found")
 
 
-def confine_config(lane: int) -> str:
+def confine_config(limits: dict, lane: int) -> str:
     """The JSON config of the sandbox's runner layers for the fork floor + confinement arm: the
-    Executor's defaults (1 GiB, 16 MiB files, 64 processes), every layer this machine has."""
+    executor's rlimits (`limits`: memory_bytes, file_bytes, nproc), every layer this machine has,
+    and a uid of the lane's own below the Executor's range."""
     import json
     import azrlib.sandbox
     from azrlib.sandbox.isolation import detect_isolation
     caps = detect_isolation()
-    uid = 62000 + lane if caps["can_switch_uid"] else None
-    return json.dumps({"sandbox_dir": os.path.dirname(azrlib.sandbox.__file__), "memory_bytes": 1 << 30,
-                       "file_bytes": 16 << 20, "nproc": 64, "uid": uid, "gid": uid,
-                       "landlock": int(caps["landlock_abi"]), "seccomp": bool(caps["seccomp"])})
+    uid = 60000 + lane if caps["can_switch_uid"] else None
+    return json.dumps(dict(limits, sandbox_dir=os.path.dirname(azrlib.sandbox.__file__), uid=uid, gid=uid,
+                           landlock=int(caps["landlock_abi"]), seccomp=bool(caps["seccomp"])))
 
 
-def run_fork_floor(programs, runs: int = 2, confined: bool = False, lanes: int | None = None) -> tuple[int, float]:
+def run_fork_floor(programs, runs: int = 2, confine_limits: dict | None = None,
+                   lanes: int | None = None) -> tuple[int, float]:
     """(agreeing calls, seconds): the fork floor on `lanes` processes (default one per core), timed
-    from the moment every lane holds its authors and is ready, to the last lane's answer."""
+    from the moment every lane holds its authors and is ready, to the last lane's answer. With
+    `confine_limits` (the executor's rlimits) the children confine themselves first."""
     import marshal
     import subprocess
     by_author: dict = {}
@@ -215,10 +218,11 @@ def run_fork_floor(programs, runs: int = 2, confined: bool = False, lanes: int |
         by_author.setdefault(p, []).append(x)
     authors = list(by_author.items())
     lanes = lanes or os.cpu_count() or 1
+    preload = _preload()
     procs = []
     for k in range(lanes):
-        proc = subprocess.Popen([sys.executable, "-S", "-s", "-B", "-c", LANE, str(runs),
-                                 confine_config(k) if confined else "", *_preload()],
+        confine = confine_config(confine_limits, k) if confine_limits is not None else ""
+        proc = subprocess.Popen([sys.executable, "-S", "-s", "-B", "-c", LANE, str(runs), confine, *preload],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         data = marshal.dumps(authors[k::lanes])
         proc.stdin.write(b"%d\n" % len(data) + data)
@@ -330,7 +334,7 @@ def main() -> int:
                 ("unsafe in-process exec", timed(run_unsafe)),
                 ("azr-style single worker", timed(run_azr_style)),
                 ("fork floor (no isolation)", run_fork_floor),
-                ("fork floor + confinement", lambda p: run_fork_floor(p, confined=True)),
+                ("fork floor + confinement", lambda p: run_fork_floor(p, confine_limits=ex._limits)),
                 ("fork floor, one run (no isolation)", lambda p: run_fork_floor(p, runs=1)),
                 ("azrlib Executor", timed(lambda p: run_azrlib(ex, p))),
             ], programs, args.repeats)
